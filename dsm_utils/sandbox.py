@@ -184,8 +184,11 @@ def _sandbox_main():
     sys.path[:] = [p for p in sys.path if any(p == r or p.startswith(r + "/") for r in allowed_read)]
     status(event="ready", notes=notes)
 
-    class Violation(PermissionError):
+    class SandboxViolation(PermissionError):
         pass
+    Violation = SandboxViolation
+    SandboxViolation.__qualname__ = SandboxViolation.__name__
+    SandboxViolation.__module__ = "sandbox"
 
     work_prefix = work + "/"
     read_prefixes = tuple(r.rstrip("/") + "/" for r in allowed_read)
@@ -284,8 +287,10 @@ def _sandbox_main():
         rc = 1
         if os.getpid() == main_pid:
             try:
-                tb = traceback.format_exception(type(e), e, e.__traceback__)
-                sys.stderr.write("".join(tb[:1] + tb[2:]))  # drop the bootstrap's own frame
+                # Show the user's frames and library frames, not the bootstrap/audit-hook ones.
+                frames = [f for f in traceback.extract_tb(e.__traceback__) if f.filename != "<string>"]
+                head = ["Traceback (most recent call last):\n"] + traceback.format_list(frames) if frames else []
+                sys.stderr.write("".join(head + traceback.format_exception_only(type(e), e)))
             except BaseException:
                 pass
             status(event="exception", type=type(e).__name__, msg=str(e)[:300],
@@ -420,8 +425,14 @@ def _pids_where(pred) -> list[int]:
     return out
 
 
-def _proc_uid(pid: int) -> int:
-    return os.stat(f"/proc/{pid}").st_uid
+def _live_with_uid(pid: int, uid: int) -> bool:
+    """True when ``pid`` belongs to ``uid`` and is not a zombie (zombies ignore signals; reaping is
+    their parent's job: ours via wait4, orphans' via init)."""
+    if os.stat(f"/proc/{pid}").st_uid != uid:
+        return False
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        data = f.read()
+    return data[data.rindex(b")") + 2:][:1] not in (b"Z", b"X")
 
 
 def _proc_sid(pid: int) -> int:
@@ -434,7 +445,7 @@ def _proc_sid(pid: int) -> int:
 def _kill_uid(uid: int) -> None:
     """SIGKILL every process owned by ``uid`` until none is left (the count is bounded by RLIMIT_NPROC)."""
     for _ in range(50):
-        pids = _pids_where(lambda p: _proc_uid(p) == uid)
+        pids = _pids_where(lambda p: _live_with_uid(p, uid))
         if not pids:
             return
         for p in pids:
@@ -445,12 +456,14 @@ def _kill_uid(uid: int) -> None:
         time.sleep(0.005)
 
 
-def _kill_session(sid: int) -> None:
-    """Kill the sandbox's process group and any other member of its session."""
+def _kill_session(sid: int, scan: bool = True) -> None:
+    """Kill the sandbox's process group and (``scan``) any other member of its session."""
     try:
         os.killpg(sid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
+    if not scan:
+        return
     for p in _pids_where(lambda p: _proc_sid(p) == sid):
         try:
             os.kill(p, signal.SIGKILL)
@@ -548,6 +561,13 @@ def run_program(
         finally:
             os.close(st_w)
         sid = proc.pid
+
+        def _kill_all() -> None:
+            # As root every sandbox process runs as the leased uid, so killing by uid covers escapees
+            # that left the session; otherwise we sweep the session.
+            _kill_session(sid, scan=lease is None)
+            if lease:
+                _kill_uid(lease.uid)
         deadline = t0 + timeout_s
         sel = selectors.DefaultSelector()
         pidfd = os.pidfd_open(proc.pid)
@@ -562,9 +582,7 @@ def run_program(
             if remaining <= 0:
                 if not timed_out and not exited:
                     timed_out = True
-                    _kill_session(sid)
-                    if lease:
-                        _kill_uid(lease.uid)
+                    _kill_all()
                     deadline = time.monotonic() + 2.0  # grace to drain the pipes
                     continue
                 break
@@ -573,9 +591,7 @@ def run_program(
                     exited = True
                     sel.unregister(pidfd)
                     # Anything the program left behind would keep the pipes open: kill it now.
-                    _kill_session(sid)
-                    if lease:
-                        _kill_uid(lease.uid)
+                    _kill_all()
                     continue
                 fd = key.fileobj if isinstance(key.fileobj, int) else key.fileobj.fileno()
                 try:
@@ -592,9 +608,7 @@ def run_program(
                         out_buf += chunk[: keep_bytes - len(out_buf)]
                     if out_total > hard_cap and not output_killed and not exited:
                         output_killed = True
-                        _kill_session(sid)
-                        if lease:
-                            _kill_uid(lease.uid)
+                        _kill_all()
                 elif key.data == "err":
                     err_total += len(chunk)
                     err_buf += chunk
@@ -602,21 +616,19 @@ def run_program(
                         del err_buf[: len(err_buf) - keep_bytes]
                     if err_total > hard_cap and not output_killed and not exited:
                         output_killed = True
-                        _kill_session(sid)
-                        if lease:
-                            _kill_uid(lease.uid)
+                        _kill_all()
                 elif len(status_buf) < 1_000_000:
                     status_buf += chunk
         sel.close()
         os.close(pidfd)
         if not exited:  # pipes stalled past the grace period
-            _kill_session(sid)
+            _kill_all()
         _, wstatus, rusage = os.wait4(proc.pid, 0)
         rc = os.waitstatus_to_exitcode(wstatus)
         proc.returncode = rc
     finally:
         if proc is not None:
-            _kill_session(proc.pid)
+            _kill_session(proc.pid, scan=lease is None)
             for s in (proc.stdout, proc.stderr):
                 if s:
                     s.close()
