@@ -552,11 +552,15 @@ class _Evaluator:
     explicit argument group.  Anything else raises :class:`_Bail`.
     """
 
-    def __init__(self, s: str, env: dict[str, complex]):
+    def __init__(self, s: str, env: dict[str, complex], exact: bool = False):
         self.toks = _TOK_RE.findall(s)
         self.i = 0
         self.env = env
+        self.exact = exact  # exact mode: Fractions only (integers, + - * / ^int, !), else bail
         self.vars: set[str] = set()
+
+    def num(self, t: str):
+        return Fraction(t) if self.exact else complex(float(t))
 
     def peek(self):
         return self.toks[self.i] if self.i < len(self.toks) else None
@@ -624,6 +628,13 @@ class _Evaluator:
                 ex = -self.group()
             else:
                 ex = self.group()
+            if self.exact:
+                if ex.denominator != 1 or (base == 0 and ex <= 0):
+                    raise _Bail("exact power")
+                bits = max(abs(base.numerator).bit_length(), base.denominator.bit_length())
+                if bits * abs(ex) > 200_000:
+                    raise _Bail("huge power")
+                return base ** int(ex)
             if abs(ex) > 300 or (abs(base) > 1e6 and abs(ex) > 30):
                 raise _Bail("huge power")
             try:
@@ -640,6 +651,11 @@ class _Evaluator:
         v = self.atom()
         while self.peek() == "!":
             self.take()
+            if self.exact:
+                if v.denominator != 1 or not 0 <= v <= 2000:
+                    raise _Bail("factorial")
+                v = Fraction(math.factorial(int(v)))
+                continue
             if v.imag != 0 or v.real != int(v.real) or not 0 <= v.real <= 170:
                 raise _Bail("factorial")
             v = complex(math.factorial(int(v.real)))
@@ -658,7 +674,7 @@ class _Evaluator:
             if len(t) > 1 and "." not in t:
                 self.toks.insert(self.i, t[1:])
                 t = t[0]
-            return complex(float(t))
+            return self.num(t)
         return self.atom()
 
     def atom(self) -> complex:
@@ -667,7 +683,9 @@ class _Evaluator:
             raise _Bail("eof")
         if t[0].isdigit() or t[0] == ".":
             self.take()
-            return complex(float(t))
+            return self.num(t)
+        if self.exact and t not in ("(", "{", "[", "\\frac"):
+            raise _Bail("not exact")
         if t in ("(", "{", "["):
             self.take()
             v = self.expr()
@@ -738,6 +756,37 @@ def _evaluate(s: str, env_idx: int) -> Optional[tuple[complex, bool]]:
     return v, bool(ev.vars)
 
 
+def _exact_value(s: str) -> Optional[Fraction]:
+    """Exact rational value of an integer-arithmetic expression (2^{100}-2, 10!, \\frac{1}{2^{98}}), or None."""
+    if len(s) > _MAX_FAST_LEN or not _depth_ok(s) or re.search(r"[A-Za-z]", re.sub(r"\\(?:frac|cdot|times|div)", "", s)):
+        return None
+    if re.search(r"\d\.\d|(?<!\d)\.\d", s):
+        return None
+    try:
+        return _Evaluator(s, {}, exact=True).run()
+    except (_Bail, RecursionError, ValueError, OverflowError, ZeroDivisionError, TypeError, AttributeError):
+        return None
+
+
+def _round_half_up(x: Fraction, places: int) -> Fraction:
+    q = Fraction(10) ** places
+    v = abs(x) * q
+    r = Fraction(math.floor(v + Fraction(1, 2))) / q
+    return -r if x < 0 else r
+
+
+def _decimals_equal(a: str, b: str, fa: Fraction, fb: Fraction) -> bool:
+    """Two decimals: the longer rounded to the shorter's places gives the shorter (3.1416 ~ 3.14), and
+    they agree to 1e-3 relative (so 2.46 is not 2.5)."""
+    pa = len(a.split(".")[1]) if "." in a else 0
+    pb = len(b.split(".")[1]) if "." in b else 0
+    (short, ps), long_ = ((fa, pa), fb) if pa <= pb else ((fb, pb), fa)
+    return _round_half_up(long_, ps) == short and _close(complex(float(fa)), complex(float(fb)), REL_TOL)
+
+
+_BASE_RE = re.compile(r"([0-9A-Za-z]+)_\{?(\d+)\}?")
+
+
 def _has_decimal(s: str) -> bool:
     return bool(re.search(r"\d\.\d|(?<!\d)\.\d", s))
 
@@ -750,7 +799,23 @@ def _fast_leaf(a: str, b: str, compat: str) -> Optional[bool]:
         return False
     na, nb = _parse_number(a), _parse_number(b)
     if na is not None and nb is not None:
+        if compat == "strict" and na[1] and nb[1] and _DEC_RE.fullmatch(a) and _DEC_RE.fullmatch(b):
+            return _decimals_equal(a, b, na[0], nb[0])
         return _num_equal(na[0], nb[0], na[1], nb[1], compat)
+    ba, bb = _BASE_RE.fullmatch(a), _BASE_RE.fullmatch(b)
+    if ba or bb:  # numbers in base n: 1103_6; a missing subscript compares the digits
+        if ba and bb:
+            return ba.group(1).lower() == bb.group(1).lower() and ba.group(2) == bb.group(2)
+        digits, other = (ba.group(1), b) if ba else (bb.group(1), a)
+        if re.fullmatch(r"[0-9A-Za-z]+", other):
+            return digits.lower() == other.lower()
+    ea, eb = _exact_value(a), _exact_value(b)
+    if ea is not None and eb is not None:
+        return _num_equal(ea, eb, False, False, compat)
+    if ea is not None and nb is not None and nb[1]:
+        return _num_equal(ea, nb[0], False, True, compat)
+    if eb is not None and na is not None and na[1]:
+        return _num_equal(na[0], eb, True, False, compat)
     if re.fullmatch(r"[A-Za-z][A-Za-z ]+", a) and re.fullmatch(r"[A-Za-z][A-Za-z ]+", b):
         return a.lower().replace(" ", "") == b.lower().replace(" ", "")  # words
     va, vb = _evaluate(a, 0), _evaluate(b, 0)
@@ -767,7 +832,10 @@ def _fast_leaf(a: str, b: str, compat: str) -> Optional[bool]:
         x, y = va[0], vb[0]
         return any(abs(c - y) <= DEEPSEEK_ABS_TOL for c in (x, x * 100, x / 100))
     rel = REL_TOL if (_has_decimal(a) or _has_decimal(b)) else EXACT_REL_TOL
-    return _close(va[0], vb[0], rel, 1e-12)
+    same = _close(va[0], vb[0], rel, 1e-12)
+    if same and rel == EXACT_REL_TOL and max(abs(va[0]), abs(vb[0])) > 1e6:
+        return None  # floats cannot tell 2^{40}\sqrt{2} from 2^{40}\sqrt{2}+1: ask sympy
+    return same
 
 
 # --------------------------------------------------------------------------------------------------
@@ -937,6 +1005,32 @@ def _fast_verdict(p: str, r: str, compat: str) -> Optional[bool]:
         return None
 
 
+def _sympy_numbers_equal(ea, eb, compat: str) -> bool:
+    """Two constant sympy expressions: exact for exact forms, tolerances as in the fast path.
+
+    Values are compared as 60-digit sympy Floats (never Python floats, which overflow to inf)."""
+    import sympy
+
+    if isinstance(ea, sympy.Rational) and isinstance(eb, sympy.Rational) and compat == "strict":
+        return bool(ea == eb)
+    try:
+        va, vb = sympy.N(ea, 60), sympy.N(eb, 60)
+        scale = sympy.Max(sympy.Abs(va), sympy.Abs(vb))
+        diff = sympy.Abs(va - vb)
+    except Exception:
+        return False
+    if compat == "deepseek":
+        return any(bool(sympy.Abs(c - vb) <= DEEPSEEK_ABS_TOL) for c in (va, va * 100, va / 100))
+    if ea.has(sympy.Float) or eb.has(sympy.Float):
+        return bool(diff <= REL_TOL * scale)
+    try:
+        if sympy.simplify(ea - eb) == 0:
+            return True
+    except Exception:
+        pass
+    return bool(diff <= sympy.Float(10) ** -45 * scale)
+
+
 def _sympy_leaf(a: str, b: str, compat: str) -> bool:
     """Symbolic leaf comparison (runs inside the worker process)."""
     import sympy
@@ -967,23 +1061,7 @@ def _sympy_leaf(a: str, b: str, compat: str) -> bool:
         except Exception:
             return False
     if ea.is_number and eb.is_number:
-        if isinstance(ea, sympy.Rational) and isinstance(eb, sympy.Rational) and compat == "strict":
-            return ea == eb
-        try:
-            va, vb = complex(sympy.N(ea, 30)), complex(sympy.N(eb, 30))
-        except Exception:
-            return False
-        if compat == "deepseek":
-            return any(abs(c - vb) <= DEEPSEEK_ABS_TOL for c in (va, va * 100, va / 100))
-        floats = ea.has(sympy.Float) or eb.has(sympy.Float)
-        if floats:
-            return _close(va, vb, REL_TOL)
-        try:
-            if sympy.simplify(ea - eb) == 0:
-                return True
-        except Exception:
-            pass
-        return _close(va, vb, EXACT_REL_TOL, 1e-15)
+        return _sympy_numbers_equal(ea, eb, compat)
     try:
         if sympy.simplify(ea - eb) == 0:
             return True
