@@ -90,11 +90,16 @@ class SandboxResult:
 # (the repo is hidden from it).
 _BOOTSTRAP = r'''
 def _sandbox_main():
-    import sys, os, json, resource, signal, ctypes, builtins, types, linecache, traceback
+    import sys, os, json, resource, signal, ctypes, builtins, types
     cfg = json.loads(sys.argv[1])
     status_fd = cfg["status_fd"]
     main_pid = os.getpid()
     sys.dont_write_bytecode = True  # a .pyc write would look like a write outside the work dir
+    # Started with -S (site's .pth processing, e.g. editable-install finders, costs ~20 ms): add the
+    # environment's site-packages ourselves.
+    for d in cfg["site_dirs"]:
+        if d not in sys.path:
+            sys.path.append(d)
 
     def status(**kw):
         try:
@@ -154,8 +159,18 @@ def _sandbox_main():
                     notes.append("mountns-failed:%s" % e)
             elif libc.unshare(CLONE_NEWNET) == 0:
                 notes.append("netns")
-        elif libc.unshare(CLONE_NEWUSER | CLONE_NEWNET) == 0:
-            notes.append("userns+netns")
+        else:
+            uid0, gid0 = os.getuid(), os.getgid()
+            if libc.unshare(CLONE_NEWUSER | CLONE_NEWNET) == 0:
+                # Map our own ids 1:1, or file creation in the work dir would fail with EOVERFLOW.
+                try:
+                    for fn, text in (("setgroups", "deny"), ("uid_map", "%d %d 1" % (uid0, uid0)),
+                                     ("gid_map", "%d %d 1" % (gid0, gid0))):
+                        with open("/proc/self/" + fn, "w") as f:
+                            f.write(text)
+                    notes.append("userns+netns")
+                except OSError as e:
+                    notes.append("userns-map-failed:%s" % e)
 
     def lim(which, soft, hard=None):
         hard = soft if hard is None else hard
@@ -253,8 +268,6 @@ def _sandbox_main():
 
     # The user's program runs as a fresh __main__; tracebacks show its lines via linecache.
     fname = "<program>"
-    lines = code.splitlines(True)
-    linecache.cache[fname] = (len(code), None, lines, fname)
     main = types.ModuleType("__main__")
     main.__dict__["__builtins__"] = builtins
     sys.modules["__main__"] = main
@@ -287,6 +300,8 @@ def _sandbox_main():
         rc = 1
         if os.getpid() == main_pid:
             try:
+                import linecache, traceback
+                linecache.cache[fname] = (len(code), None, code.splitlines(True), fname)
                 # Show the user's frames and library frames, not the bootstrap/audit-hook ones.
                 frames = [f for f in traceback.extract_tb(e.__traceback__) if f.filename != "<string>"]
                 head = ["Traceback (most recent call last):\n"] + traceback.format_list(frames) if frames else []
@@ -346,6 +361,19 @@ def _python_dirs() -> list[str]:
     return out
 
 
+def _site_dirs() -> list[str]:
+    """site-packages of the running environment, in sys.path order (the child starts with -S)."""
+    out = []
+    for key in ("purelib", "platlib"):
+        p = sysconfig.get_paths().get(key)
+        if p and p not in out:
+            out.append(p)
+    for p in sys.path:
+        if p.endswith("site-packages") and os.path.isdir(p) and p not in out:
+            out.append(p)
+    return out
+
+
 def _hidden_dirs() -> list[str]:
     """Trees hidden from the child (as root, behind tmpfs): home dirs and the repository checkout."""
     repo = str(Path(__file__).resolve().parent.parent)
@@ -365,6 +393,7 @@ def _static_cfg() -> dict:
         py = _python_dirs()
         _STATIC_CACHE.update(
             keep=py,
+            site_dirs=_site_dirs(),
             hide=_hidden_dirs(),
             read_roots=sorted(set(py) | {"/usr/lib", "/usr/lib64", "/usr/share", "/lib", "/lib64"}),
             read_files=["/dev/null", "/dev/zero", "/dev/urandom", "/dev/random", "/dev/tty"],
@@ -554,7 +583,7 @@ def run_program(
         )
         try:
             proc = subprocess.Popen(
-                [sys.executable, "-I", "-c", _BOOTSTRAP, json.dumps(cfg)],
+                [sys.executable, "-I", "-S", "-c", _BOOTSTRAP, json.dumps(cfg)],
                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                 env=_child_env(workdir), cwd=workdir, start_new_session=True, pass_fds=(st_w,),
             )
