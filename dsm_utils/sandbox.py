@@ -39,7 +39,7 @@ import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 __all__ = [
@@ -77,6 +77,8 @@ class SandboxResult:
     returncode: int | None
     wall_s: float
     truncated: bool = False
+    #: OS isolation layers the child reported ("netns", "mountns", "uid=...", "userns+netns", failures).
+    isolation: list[str] = field(default_factory=list)
 
     @property
     def error_class(self) -> str | None:
@@ -678,7 +680,8 @@ def run_program(
             events.append(json.loads(line))
         except ValueError:
             pass
-    ready = any(e.get("event") == "ready" for e in events)
+    ready_ev = next((e for e in events if e.get("event") == "ready"), None)
+    ready = ready_ev is not None
     violations = [e for e in events if e.get("event") == "violation"]
     exc = next((e for e in events if e.get("event") == "exception"), None)
     stdout = out_buf.decode("utf-8", "replace")
@@ -719,6 +722,7 @@ def run_program(
     return SandboxResult(
         ok=error is None, stdout=stdout, stderr=stderr, error=error, returncode=rc,
         wall_s=time.monotonic() - t0, truncated=truncated,
+        isolation=list(ready_ev.get("notes", [])) if ready_ev else [],
     )
 
 

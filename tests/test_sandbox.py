@@ -89,6 +89,7 @@ def test_runs_as_unprivileged_uid():
     r = run("import os; print(os.getuid(), os.geteuid(), os.getgroups())")
     uid, euid, groups = r.stdout.split(maxsplit=2)
     assert int(uid) >= sandbox._UID_BASE and int(euid) == int(uid) and groups.strip() == "[]"
+    assert {"netns", "mountns"} <= set(r.isolation), r.isolation
 
 
 # ------------------------------------------------------------------ hostile programs
