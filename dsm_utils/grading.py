@@ -328,7 +328,7 @@ def normalize_answer(ans: str) -> str:
     s = re.sub(r"\\right\s*\.", "", s)
     s = re.sub(r"\\(?:left|right|bigl|bigr|Bigl|Bigr|big|Big|bigg|Bigg)(?![A-Za-z])", "", s)
     s = re.sub(r"\\(?:displaystyle|textstyle|limits|mathstrut|strut)(?![A-Za-z])", "", s)
-    s = re.sub(r"\\[!,;:> ]|\\q?quad(?![A-Za-z])|~", " ", s)
+    s = re.sub(r"\\\\|\\[!,;:> ]|\\q?quad(?![A-Za-z])|~", lambda m: m.group(0) if m.group(0) == "\\\\" else " ", s)
     s = s.replace("\\lbrace", "\\{").replace("\\rbrace", "\\}")
     # degrees and percent
     s = re.sub(r"\^\s*\{?\s*\\circ\s*\}?|\\circ|°|\\degree(?![A-Za-z])", "", s)
@@ -345,6 +345,9 @@ def normalize_answer(ans: str) -> str:
     s = re.sub(r"\\inf(?:ty)?(?![A-Za-z])|∞", r"\\infty", s)
     s = re.sub(r"\binfinity\b", r"\\infty", s)
     s = _fix_fracs(s)
+    # "\log_2 5", "x^2 y": brace one-character scripts before spaces go
+    s = re.sub(r"([_^])([A-Za-z0-9])(?=\s)", r"\1{\2}", s)
+    s = re.sub(r"^(?:\\approx|\\sim|=)\s*", "", s)
     # whitespace: drop it except where it separates a command from a following letter
     s = re.sub(r"(\\[A-Za-z]+)\s+(?=[A-Za-z])", lambda m: m.group(1) + "\x00", s)
     s = re.sub(r"\s+", "", s).replace("\x00", " ")
@@ -936,11 +939,27 @@ def _cmp_struct(p, r, leaf: LeafCmp, compat: str) -> Optional[bool]:
         return False
     if kp == "eq" and kr == "eq":
         return _eq_as_leaf(p[1], p[2], r[1], r[2], leaf, compat)
-    if kp == "eq" and kr == "leaf":  # "y = 2x+3" kept as an equation vs "2x+3"
-        return leaf(p[2], r[1]) if re.fullmatch(r"[A-Za-z]", p[1]) else False
+    if kp == "eq" and kr == "leaf":
+        return _eq_vs_stripped(p, r[1], leaf, compat)
     if kr == "eq" and kp == "leaf":
-        return leaf(p[1], r[2]) if re.fullmatch(r"[A-Za-z]", r[1]) else False
+        return _eq_vs_stripped(r, p[1], leaf, compat)
     return False
+
+
+def _eq_vs_stripped(eq, value: str, leaf: LeafCmp, compat: str) -> Optional[bool]:
+    """An equation against an answer whose ``v =`` was stripped by normalisation ("y=2x+1" -> "2x+1"):
+    try ``v = value`` for each one-letter variable of the equation that the value lacks (y first)."""
+    if re.fullmatch(r"[A-Za-z]", eq[1]):
+        return leaf(eq[2], value)
+    letters = sorted(set(re.findall(r"(?<![\\A-Za-z])[A-Za-z](?![A-Za-z])", eq[1] + eq[2])) - set(value),
+                     key=lambda c: (c != "y", c))
+    undecided = False
+    for v in letters[:3]:
+        res = _eq_as_leaf(eq[1], eq[2], v, value, leaf, compat)
+        if res:
+            return True
+        undecided |= res is None
+    return None if undecided else False
 
 
 # --------------------------------------------------------------------------------------------------
