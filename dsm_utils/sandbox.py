@@ -3,7 +3,7 @@
 DeepSeekMath evaluates program-of-thought (PoT) and tool-integrated reasoning by running Python the model
 wrote. That code is untrusted: it may loop forever, fork-bomb, eat memory, write huge files, touch files
 outside its scratch dir, open sockets or read secrets. :func:`run_program` runs each program in a fresh,
-isolated interpreter (``sys.executable -I``) and reports what happened as a :class:`SandboxResult` whose
+isolated interpreter (``sys.executable -I -S``) and reports what happened as a :class:`SandboxResult` whose
 ``error`` is a short class ("timeout", "cpu_limit", "memory_limit", "file_size_limit", "process_limit",
 "output_limit", "network_blocked", "forbidden: ...", "exception: ZeroDivisionError: ...").
 
@@ -87,7 +87,7 @@ class SandboxResult:
 
 
 # --------------------------------------------------------------------------------------------------
-# The child-side bootstrap. It runs as `python -I -c _BOOTSTRAP <json config>` and everything in it
+# The child-side bootstrap. It runs as `python -I -S -c _BOOTSTRAP <json config>` and everything in it
 # happens before the user's code is compiled. Kept self-contained: the child must not import dsm_utils
 # (the repo is hidden from it).
 _BOOTSTRAP = r'''
