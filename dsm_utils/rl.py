@@ -1,0 +1,650 @@
+"""The unified paradigm of RL for LLMs (DeepSeekMath §5.2.1, Table 10) and GRPO (§4.1).
+
+Every method below updates the policy along ``GC(q, o, t) · ∇ log π_θ(o_t | q, o_<t)``; methods differ only in
+their **data source** (gold SFT data, offline samples of π_sft, online samples of π_θ), their **reward function**
+(rule = the step checker, model = a learned reward model) and their **gradient coefficient** GC. Each method is
+one :class:`Method` in :data:`METHODS`; the trainer reads the same objects (sampler, coefficient function, loss
+kind) that :func:`table10` renders, so the table cannot drift from the code.
+
+GRPO is written as in the paper: G samples per question, group-normalised outcome advantages on every token (or
+process advantages summed over the following steps), PPO-clip ratio, loss averaged per token within a sequence
+then over sequences, and the k3 KL estimator ``π_ref/π_θ − log(π_ref/π_θ) − 1`` in the loss. Later variants are
+flags, off by default: token-level averaging (DAPO, ``loss_agg="token"``), no std scaling and a constant normaliser
+(Dr. GRPO, ``scale_std=False, loss_agg="constant"``), clip-higher (``eps_high``).
+"""
+from __future__ import annotations
+
+import copy
+import math
+import random
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from . import problems as P
+from . import repo_path, training
+
+# ----------------------------------------------------------------------------------------- advantages
+
+
+def outcome_advantages(rewards, group_size: int, scale_std: bool = True, eps: float = 1e-4) -> torch.Tensor:
+    """GRPO outcome supervision: ``Â_i = (r_i − mean(r)) / std(r)`` over each group of ``group_size`` outputs.
+
+    ``rewards`` is flat ``[B*G]`` (groups contiguous); returns ``[B*G]`` (the same value on every token).
+    std is the unbiased one (as ``torch.std``/TRL); ``scale_std=False`` is Dr. GRPO's variant.
+    """
+    r = torch.as_tensor(rewards, dtype=torch.float32)
+    if r.numel() % group_size:
+        raise ValueError(f"outcome_advantages: {r.numel()} rewards is not a multiple of group_size={group_size}")
+    g = r.view(-1, group_size)
+    adv = g - g.mean(1, keepdim=True)
+    if scale_std:
+        std = g.std(1, keepdim=True) if group_size > 1 else torch.zeros_like(adv[:, :1])
+        adv = adv / (std + eps)
+    return adv.reshape(-1)
+
+
+def process_advantages(step_rewards: Sequence[Sequence[float]], step_end_token: Sequence[Sequence[int]],
+                       group_size: int, seq_len: int, scale_std: bool = True, eps: float = 1e-4) -> torch.Tensor:
+    """GRPO process supervision: normalise all step rewards of a group, sum the following steps' rewards.
+
+    ``step_rewards[i][j]`` is the reward of step j of output i, ``step_end_token[i][j]`` the completion-token index
+    where that step ends. Rewards are normalised with the mean/std over all steps of all G outputs of the group;
+    token t of output i gets ``Σ_{j : end_j ≥ t} r̃_{i,j}``. Returns ``[N, seq_len]``.
+    """
+    n = len(step_rewards)
+    if n % group_size or len(step_end_token) != n:
+        raise ValueError("process_advantages: need one step list per output, a multiple of group_size outputs")
+    adv = torch.zeros(n, seq_len)
+    for g0 in range(0, n, group_size):
+        flat = torch.tensor([r for i in range(g0, g0 + group_size) for r in step_rewards[i]], dtype=torch.float32)
+        if flat.numel() == 0:
+            continue
+        mean = flat.mean()
+        std = flat.std() if flat.numel() > 1 else torch.tensor(0.0)
+        for i in range(g0, g0 + group_size):
+            if len(step_rewards[i]) != len(step_end_token[i]):
+                raise ValueError(f"process_advantages: output {i} has {len(step_rewards[i])} rewards but "
+                                 f"{len(step_end_token[i])} step ends")
+            for r, end in zip(step_rewards[i], step_end_token[i]):
+                rn = (r - mean) / (std + eps) if scale_std else r - mean
+                adv[i, :min(int(end), seq_len - 1) + 1] += rn
+    return adv
+
+
+def gae_advantages(token_rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: float = 1.0,
+                   lam: float = 0.95) -> tuple[torch.Tensor, torch.Tensor]:
+    """Generalised advantage estimation on right-padded ``[N, T]`` tensors; returns (advantages, returns)."""
+    mask = mask.to(values.dtype)
+    n, t_len = values.shape
+    adv = torch.zeros_like(values)
+    last = torch.zeros(n, dtype=values.dtype)
+    for t in reversed(range(t_len)):
+        nxt_mask = mask[:, t + 1] if t + 1 < t_len else torch.zeros(n, dtype=values.dtype)
+        nxt_v = values[:, t + 1] * nxt_mask if t + 1 < t_len else torch.zeros(n, dtype=values.dtype)
+        delta = token_rewards[:, t] + gamma * nxt_v - values[:, t]
+        last = (delta + gamma * lam * last * nxt_mask) * mask[:, t]
+        adv[:, t] = last
+    return adv, (adv + values) * mask
+
+
+# ----------------------------------------------------------------------------------------- the losses
+
+
+def _masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    return (x * mask).sum() / mask.sum().clamp(min=1.0)
+
+
+def aggregate(per_token: torch.Tensor, mask: torch.Tensor, loss_agg: str = "sequence",
+              max_len: int | None = None) -> torch.Tensor:
+    """``sequence``: mean over tokens of each output, then over outputs (the paper); ``token``: mean over all
+    tokens of the batch (DAPO); ``constant``: sum / (N · max_len) (Dr. GRPO)."""
+    if loss_agg == "sequence":
+        return ((per_token * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)).mean()
+    if loss_agg == "token":
+        return (per_token * mask).sum() / mask.sum().clamp(min=1.0)
+    if loss_agg == "constant":
+        return (per_token * mask).sum() / (per_token.shape[0] * (max_len or per_token.shape[1]))
+    raise ValueError(f"loss_agg={loss_agg!r}: valid values are 'sequence', 'token', 'constant'")
+
+
+def k3_kl(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:
+    """The unbiased, always-positive KL estimator of the paper: ``π_ref/π_θ − log(π_ref/π_θ) − 1`` per token."""
+    d = ref_logp - logp
+    return torch.exp(d) - d - 1
+
+
+def grpo_loss(logp: torch.Tensor, old_logp: torch.Tensor, ref_logp: torch.Tensor | None, advantages: torch.Tensor,
+              mask: torch.Tensor, *, beta: float = 0.04, eps_low: float = 0.2, eps_high: float | None = None,
+              loss_agg: str = "sequence", max_len: int | None = None) -> tuple[torch.Tensor, dict]:
+    """The GRPO objective (paper eq. 3), negated for minimisation.
+
+    ``logp``/``old_logp``/``ref_logp`` are ``[N, T]`` log-probs of the completion tokens under π_θ, π_θ_old and
+    π_ref; ``advantages`` is ``[N]`` (outcome) or ``[N, T]`` (process); ``mask`` ``[N, T]`` marks completion tokens.
+    With ``beta=0`` and ``ref_logp=None`` it is PPO's clipped surrogate. Returns (loss, stats).
+    """
+    mask = mask.to(logp.dtype)
+    adv = advantages[:, None] if advantages.dim() == 1 else advantages
+    ratio = torch.exp(logp - old_logp)
+    hi = eps_low if eps_high is None else eps_high
+    clipped = ratio.clamp(1 - eps_low, 1 + hi)
+    per_token = -torch.min(ratio * adv, clipped * adv)
+    stats: dict[str, float] = {}
+    if beta:
+        kl = k3_kl(logp, ref_logp)
+        per_token = per_token + beta * kl
+        stats["kl"] = float(_masked_mean(kl.detach(), mask))
+    elif ref_logp is not None:
+        stats["kl"] = float(_masked_mean(k3_kl(logp, ref_logp).detach(), mask))
+    loss = aggregate(per_token, mask, loss_agg, max_len)
+    is_clipped = ((ratio < 1 - eps_low) & (adv < 0)) | ((ratio > 1 + hi) & (adv > 0))
+    stats["clip_frac"] = float(_masked_mean(is_clipped.to(logp.dtype), mask))
+    stats["loss"] = float(loss.detach())
+    return loss, stats
+
+
+def weighted_logprob_loss(logp: torch.Tensor, coef: torch.Tensor, mask: torch.Tensor,
+                          loss_agg: str = "sequence") -> torch.Tensor:
+    """``−mean_i (1/|o_i|) Σ_t GC_{i,t} log π_θ(o_{i,t})``: its gradient is the unified paradigm's, GC held fixed."""
+    return aggregate(-coef.detach() * logp, mask.to(logp.dtype), loss_agg)
+
+
+# ----------------------------------------------------------------------------------------- Table 10
+
+
+def _coef_sft(mask, **_):
+    return mask.float()
+
+
+def _coef_rft(mask, rewards, **_):
+    # I(o): 1 if the answer of o is correct, else 0; the same on every token of o.
+    return (torch.as_tensor(rewards, dtype=torch.float32) > 0.5).float()[:, None] * mask.float()
+
+
+def _coef_dpo(mask, logp, ref_logp, beta: float = 0.1, **_):
+    """Rows [0, P) are the preferred outputs o⁺, rows [P, 2P) their paired o⁻.
+
+    The log-ratios are the per-token means (the paper's DPO objective, App. A.1.4); GC is applied with + on o⁺
+    and − on o⁻ (the paper's ∇ has ``GC·∇log π(o⁺) − GC·∇log π(o⁻)``).
+    """
+    m = mask.float()
+    lr = ((logp - ref_logp) * m).sum(-1) / m.sum(-1).clamp(min=1.0)
+    p = lr.shape[0] // 2
+    g = torch.sigmoid(beta * lr[p:] - beta * lr[:p])
+    return torch.cat([g, -g])[:, None] * m
+
+
+def _coef_ppo(mask, rewards, values, logp, ref_logp, beta: float = 0.04, gamma: float = 1.0, lam: float = 0.95,
+              **_):
+    """A_t by GAE on ``r_t = r_φ(q, o)·[t = last] − β log(π_θ/π_ref)`` (the KL penalty lives in the reward)."""
+    m = mask.float()
+    tok_r = -beta * (logp - ref_logp) * m
+    last = (m.sum(-1).long() - 1).clamp(min=0)
+    tok_r[torch.arange(m.shape[0]), last] += torch.as_tensor(rewards, dtype=torch.float32)
+    return gae_advantages(tok_r, values, m, gamma, lam)[0]
+
+
+def _coef_grpo(mask, advantages, logp, ref_logp, beta: float = 0.04, **_):
+    adv = advantages[:, None] if advantages.dim() == 1 else advantages
+    return (adv + beta * (torch.exp(ref_logp - logp) - 1)) * mask.float()
+
+
+@dataclass(frozen=True)
+class Method:
+    """One row of Table 10 and everything the trainer needs to run it."""
+
+    name: str
+    data_source: str  # the paper's column, as text
+    reward_function: str  # "—", "Rule" or "Model" (the paper's column)
+    gradient_coefficient: str  # the paper's formula, as text
+    sampler: str  # "gold" (SFT data), "reference" (offline: π_sft), "policy" (online: π_θ)
+    coefficient: Callable[..., torch.Tensor] = field(repr=False)  # per-token GC [N, T]
+    loss: str = "weighted"  # "weighted": −GC·log π; "clipped": PPO-clip surrogate (+ k3 KL for GRPO)
+
+    @property
+    def online(self) -> bool:
+        return self.sampler == "policy"
+
+
+METHODS: dict[str, Method] = {m.name: m for m in [
+    Method("SFT", "q, o ~ P_sft(Q, O)", "—", "1", "gold", _coef_sft),
+    Method("RFT", "q ~ P_sft(Q), o ~ π_sft(O|q)", "Rule", "I(o): 1 if o is correct else 0", "reference",
+           _coef_rft),
+    Method("DPO", "q ~ P_sft(Q), o⁺, o⁻ ~ π_sft(O|q)", "Rule",
+           "σ(β log π_θ(o⁻)/π_ref(o⁻) − β log π_θ(o⁺)/π_ref(o⁺))", "reference", _coef_dpo),
+    Method("Online RFT", "q ~ P_sft(Q), o ~ π_θ(O|q)", "Rule", "I(o): 1 if o is correct else 0", "policy",
+           _coef_rft),
+    Method("PPO", "q ~ P_sft(Q), o ~ π_θ(O|q)", "Model", "A_t (GAE of r_φ − β log π_θ/π_ref, value model)",
+           "policy", _coef_ppo, loss="clipped"),
+    Method("GRPO", "q ~ P_sft(Q), {o_i} ~ π_θ(O|q)", "Model", "Â_{i,t} + β (π_ref(o_{i,t})/π_θ(o_{i,t}) − 1)",
+           "policy", _coef_grpo, loss="clipped"),
+]}
+
+
+def _method(name: str) -> Method:
+    key = {k.lower().replace(" ", "_").replace("-", "_"): k for k in METHODS}.get(
+        name.lower().replace(" ", "_").replace("-", "_"))
+    if key is None:
+        raise ValueError(f"unknown method {name!r}: valid names are {list(METHODS)}")
+    return METHODS[key]
+
+
+def gradient_coefficient(method_name: str, **batch_fields) -> torch.Tensor:
+    """Per-token GC ``[N, T]`` of a method on a batch (fields: ``mask`` and what the method needs: ``rewards``,
+    ``logp``, ``ref_logp``, ``advantages``, ``values``, ``beta``, ``gamma``, ``lam``)."""
+    return _method(method_name).coefficient(**batch_fields)
+
+
+def table10():
+    """Table 10 of the paper, rendered from :data:`METHODS` (the objects the trainer runs)."""
+    import pandas as pd
+
+    return pd.DataFrame([{"Methods": m.name, "Data Source": m.data_source, "Reward Function": m.reward_function,
+                          "Gradient Coefficient": m.gradient_coefficient,
+                          "Online": m.online} for m in METHODS.values()]).set_index("Methods")
+
+
+# ----------------------------------------------------------------------------------------- model plumbing
+
+
+def token_logprobs(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, completion_mask: torch.Tensor,
+                   temperature: float = 1.0) -> torch.Tensor:
+    """``[N, T]`` log-probs of the last ``T = completion_mask.shape[1]`` tokens of ``input_ids`` (the completion).
+
+    Only the completion's logits are materialised (``logits_to_keep``); position ids follow the attention mask
+    so left-padded prompts see the same positions as in sampling.
+    """
+    t_len = completion_mask.shape[1]
+    pos = (attention_mask.cumsum(-1) - 1).clamp(min=0)
+    logits = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=pos,
+                   logits_to_keep=t_len + 1, use_cache=False).logits[:, :-1].float()
+    if temperature != 1.0:
+        logits = logits / temperature
+    tgt = input_ids[:, -t_len:]
+    return torch.gather(logits.log_softmax(-1), -1, tgt[..., None]).squeeze(-1)
+
+
+def derive_seed(*parts) -> int:
+    """A stable 31-bit seed from (seed, step, ...): sampling at a step does not depend on what ran before."""
+    return zlib.crc32(":".join(map(str, parts)).encode()) & 0x7FFFFFFF
+
+
+@torch.no_grad()
+def sample(model, tokenizer, prompts: Sequence[str], n: int = 1, max_new_tokens: int = 64, temperature: float = 1.0,
+           seed: int = 0) -> list[list[int]]:
+    """``n`` completions per prompt (groups contiguous), as token-id lists ending with EOS when it was sampled.
+
+    A plain KV-cache decoding loop with its own ``torch.Generator``: no global RNG is touched, and on a tiny model
+    it avoids most of ``generate``'s per-token overhead. ``temperature=0`` is greedy.
+    """
+    from transformers import DynamicCache
+
+    was_training = model.training
+    model.eval()
+    dev = next(model.parameters()).device
+    tokenizer.padding_side = "left"
+    enc = tokenizer(list(prompts), return_tensors="pt", padding=True, add_special_tokens=False).to(dev)
+    ids = enc["input_ids"].repeat_interleave(n, 0)
+    att = enc["attention_mask"].repeat_interleave(n, 0)
+    gen = torch.Generator(device=dev).manual_seed(int(seed))
+    eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
+    cache = DynamicCache()
+    pos = (att.cumsum(-1) - 1).clamp(min=0)
+    out = model(input_ids=ids, attention_mask=att, position_ids=pos, past_key_values=cache, use_cache=True,
+                logits_to_keep=1)
+    done = torch.zeros(ids.shape[0], dtype=torch.bool, device=dev)
+    new = []
+    for _ in range(max_new_tokens):
+        logits = out.logits[:, -1].float()
+        if temperature > 0:
+            nxt = torch.multinomial(torch.softmax(logits / temperature, -1), 1, generator=gen).squeeze(1)
+        else:
+            nxt = logits.argmax(-1)
+        nxt = torch.where(done, torch.full_like(nxt, pad), nxt)
+        new.append(nxt)
+        done = done | (nxt == eos)
+        if bool(done.all()) or len(new) == max_new_tokens:
+            break
+        att = torch.cat([att, torch.ones_like(att[:, :1])], 1)
+        pos = pos[:, -1:] + 1
+        out = model(input_ids=nxt[:, None], attention_mask=att, position_ids=pos, past_key_values=cache,
+                    use_cache=True)
+    model.train(was_training)
+    rows = torch.stack(new, 1).tolist()
+    result = []
+    for r in rows:
+        result.append(r[:r.index(eos) + 1] if eos in r else r)
+    return result
+
+
+@dataclass
+class Batch:
+    """Prompts (left-padded) and completions (right-padded) of one step, in the layout the losses use."""
+
+    input_ids: torch.Tensor  # [N, Lp + T]
+    attention_mask: torch.Tensor  # [N, Lp + T]
+    completion_mask: torch.Tensor  # [N, T]
+    texts: list[str]
+    completion_ids: list[list[int]]
+
+
+def make_batch(tokenizer, prompts: Sequence[str], completion_ids: Sequence[Sequence[int]]) -> Batch:
+    """Pack ``prompts[i]`` + ``completion_ids[i]`` (one prompt per completion) into tensors."""
+    tokenizer.padding_side = "left"
+    enc = tokenizer(list(prompts), return_tensors="pt", padding=True, add_special_tokens=False)
+    t_len = max(1, max(len(c) for c in completion_ids))
+    comp = torch.full((len(completion_ids), t_len), tokenizer.pad_token_id, dtype=torch.long)
+    cmask = torch.zeros((len(completion_ids), t_len), dtype=torch.long)
+    for i, c in enumerate(completion_ids):
+        comp[i, :len(c)] = torch.tensor(list(c), dtype=torch.long)
+        cmask[i, :len(c)] = 1
+    texts = tokenizer.batch_decode([list(c) for c in completion_ids], skip_special_tokens=True)
+    return Batch(torch.cat([enc["input_ids"], comp], 1), torch.cat([enc["attention_mask"], cmask], 1), cmask,
+                 texts, [list(c) for c in completion_ids])
+
+
+def char_to_token_ends(tokenizer, token_ids: Sequence[int], char_ends: Sequence[int]) -> list[int]:
+    """Index of the token holding character ``end − 1`` of the decoded text, for each (exclusive) char end."""
+    pieces = tokenizer.batch_decode([[t] for t in token_ids], skip_special_tokens=True)
+    cum, ends = 0, []
+    for p in pieces:
+        cum += len(p)
+        ends.append(cum)
+    out = []
+    for e in char_ends:
+        k = next((i for i, c in enumerate(ends) if c >= e), len(ends) - 1)
+        out.append(max(k, 0))
+    return out
+
+
+# ----------------------------------------------------------------------------------------- trainers
+
+
+@dataclass
+class RLConfig:
+    """Knobs of every method (GRPO defaults are the paper's; toy profiles override ``lr``, sizes and steps)."""
+
+    group_size: int = 8  # G outputs per question (paper: 64)
+    questions_per_step: int = 8  # questions per sampling round (paper: 1024 outputs per batch)
+    steps: int = 50
+    mu: int = 1  # policy updates per sampling round
+    lr: float = 1e-6
+    beta: float = 0.04  # KL coefficient (GRPO: in the loss; PPO: in the reward)
+    dpo_beta: float = 0.1
+    eps_low: float = 0.2
+    eps_high: float | None = None  # clip-higher (DAPO); None = symmetric
+    max_new_tokens: int = 64
+    temperature: float = 1.0
+    supervision: str = "outcome"  # "outcome" | "process"
+    reward: str = "rule"  # "rule" (step checker) | "model" (learned reward model)
+    scale_std: bool = True  # False = Dr. GRPO
+    loss_agg: str = "sequence"  # "token" = DAPO, "constant" = Dr. GRPO
+    gamma: float = 1.0  # PPO GAE
+    lam: float = 0.95
+    value_lr: float | None = None  # PPO value model (None = lr)
+    grad_clip: float = 1.0
+    seed: int = 0
+    eval_every: int = 0  # 0 = only at the end (when eval_fn is given)
+    checkpoint_every: int = 0
+
+    def __post_init__(self) -> None:
+        if self.supervision not in ("outcome", "process"):
+            raise ValueError(f"supervision={self.supervision!r}: valid values are 'outcome', 'process'")
+        if self.reward not in ("rule", "model"):
+            raise ValueError(f"reward={self.reward!r}: valid values are 'rule', 'model'")
+        if self.loss_agg not in ("sequence", "token", "constant"):
+            raise ValueError(f"loss_agg={self.loss_agg!r}: valid values are 'sequence', 'token', 'constant'")
+        if self.group_size < 1 or self.mu < 1 or self.questions_per_step < 1:
+            raise ValueError("group_size, mu and questions_per_step must be >= 1")
+
+
+GRPOConfig = RLConfig  # the name the notebooks use for GRPO
+
+
+def _rewards(method: Method, cfg: RLConfig, tokenizer, batch: Batch, probs: list, reward_model):
+    """Outcome rewards [N] and, for process supervision, per-step rewards and step-end token indices."""
+    use_model = cfg.reward == "model"
+    if use_model and reward_model is None:
+        raise ValueError(f"{method.name} with reward='model' needs reward_model=")
+    checks = [P.check_solution(t, p) for t, p in zip(batch.texts, probs)]
+    correct = [1.0 if c.correct else 0.0 for c in checks]
+    step_r = step_end = None
+    if cfg.supervision == "process" and method.name == "GRPO":
+        step_end = [char_to_token_ends(tokenizer, ids, [s.end for s in c.steps])
+                    for ids, c in zip(batch.completion_ids, checks)]
+        if use_model:
+            from . import reward_models
+            step_r = reward_models.score_steps(reward_model, tokenizer, [P.chat_prompt(p.question) for p in probs],
+                                               batch.texts)
+        else:
+            step_r = [c.step_rewards for c in checks]
+    if use_model:
+        from . import reward_models
+        rewards = reward_models.score_outcome(reward_model, tokenizer, [P.chat_prompt(p.question) for p in probs],
+                                              batch.texts)
+    else:
+        rewards = correct
+    return torch.tensor(rewards, dtype=torch.float32), torch.tensor(correct), step_r, step_end
+
+
+def _load_weights(model, path: Path) -> None:
+    from transformers import AutoModelForCausalLM
+
+    model.load_state_dict(AutoModelForCausalLM.from_pretrained(str(path)).state_dict())
+
+
+def train(method_name: str, policy, ref_model, tokenizer, problems: Sequence[P.Problem], cfg: RLConfig, *,
+          reward_model=None, value_model=None, eval_fn: Callable[[Any], dict] | None = None,
+          checkpoint_dir: str | None = None, resume: bool = True, progress: bool = True,
+          callback: Callable[[int, dict], None] | None = None) -> list[dict]:
+    """Train ``policy`` with one method of Table 10; returns history rows (``step``, ``reward_mean``, ``kl``,
+    ``loss``, ``clip_frac``, ``n_samples`` and ``eval_fn(policy)``'s fields on evaluation steps).
+
+    Per step: ``questions_per_step`` questions drawn with a (seed, step) RNG; outputs from the method's sampler
+    (gold CoT, π_sft = ``ref_model``, or π_θ = ``policy``; G per question, 1 for SFT) with a (seed, step) seed,
+    so a resumed run replays exactly; rewards; the method's coefficient; ``mu`` updates of its loss. PPO also
+    needs ``value_model`` (see :func:`dsm_utils.reward_models.make_value_model`), trained alongside.
+    ``callback(step, row)`` runs after the step's checkpoint (notebooks use it for plots; tests to simulate kills).
+    """
+    from tqdm.auto import tqdm
+
+    m = _method(method_name)
+    if m.name == "PPO" and value_model is None:
+        raise ValueError("PPO needs value_model= (reward_models.make_value_model(policy))")
+    needs_ref = m.sampler == "reference" or m.name in ("DPO", "PPO") or (m.name == "GRPO" and cfg.beta)
+    if needs_ref and ref_model is None:
+        raise ValueError(f"{m.name} needs ref_model= (π_sft: the sampler of offline methods / the KL anchor)")
+    if ref_model is not None:
+        ref_model.eval().requires_grad_(False)
+    policy.train()
+    opt = torch.optim.AdamW(policy.parameters(), lr=cfg.lr, weight_decay=0.0)
+    vopt = (torch.optim.AdamW(value_model.parameters(), lr=cfg.value_lr or cfg.lr, weight_decay=0.0)
+            if value_model is not None else None)
+    history: list[dict] = []
+    start = 0
+    ck = repo_path(checkpoint_dir) if checkpoint_dir else None
+    if ck is not None and resume and (ck / "train_state.json").exists():
+        _load_weights(policy, ck)
+        state = training.load_train_state(ck, optimizer=opt)
+        start, history = int(state["step"]), list(state["history"])
+        if value_model is not None and (ck / "value.pt").exists():
+            vs = torch.load(ck / "value.pt", weights_only=True)
+            value_model.load_state_dict(vs["model"])
+            vopt.load_state_dict(vs["optimizer"])
+    pool = list(problems)
+    g = 1 if m.sampler == "gold" else cfg.group_size
+    for step in tqdm(range(start, cfg.steps), desc=f"{m.name}", disable=not progress, initial=start,
+                     total=cfg.steps, mininterval=2):
+        rng = random.Random(derive_seed(cfg.seed, step, "questions"))
+        qs = rng.sample(pool, min(cfg.questions_per_step, len(pool)))
+        prompts = [P.chat_prompt(p.question) for p in qs]
+        if m.sampler == "gold":
+            comp = [tokenizer(p.cot, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id] for p in qs]
+        else:
+            src = policy if m.online else ref_model
+            comp = sample(src, tokenizer, prompts, n=g, max_new_tokens=cfg.max_new_tokens,
+                          temperature=cfg.temperature, seed=derive_seed(cfg.seed, step, "sample"))
+        probs = [p for p in qs for _ in range(g)]
+        rep_prompts = [pr for pr in prompts for _ in range(g)]
+        row: dict[str, Any] = {"step": step + 1}
+        if m.sampler != "gold":
+            rewards, correct, step_r, step_end = _rewards(m, cfg, tokenizer, make_batch(tokenizer, rep_prompts, comp),
+                                                          probs, reward_model)
+            row["reward_mean"] = float(rewards.mean())
+            row["correct_mean"] = float(correct.mean())
+        if m.name == "DPO":  # pair each correct output with an incorrect one of the same question
+            pos_, neg_ = [], []
+            for q0 in range(0, len(comp), g):
+                ok = [i for i in range(q0, q0 + g) if correct[i] > 0.5]
+                bad = [i for i in range(q0, q0 + g) if correct[i] <= 0.5]
+                for a, b in zip(ok, bad):
+                    pos_.append(a)
+                    neg_.append(b)
+            keep = pos_ + neg_
+            comp, rep_prompts = [comp[i] for i in keep], [rep_prompts[i] for i in keep]
+            row["n_pairs"] = len(pos_)
+        row["n_samples"] = len(comp)
+        if not comp:
+            history.append({**row, "loss": 0.0})
+        else:
+            b = make_batch(tokenizer, rep_prompts, comp)
+            mask = b.completion_mask.float()
+            ref_logp = old_logp = values = None
+            with torch.no_grad():
+                if ref_model is not None and (m.name in ("DPO", "PPO") or (m.name == "GRPO" and cfg.beta)):
+                    ref_logp = token_logprobs(ref_model, b.input_ids, b.attention_mask, b.completion_mask,
+                                              cfg.temperature)
+                if m.loss == "clipped" and (cfg.mu > 1 or m.name == "PPO"):
+                    old_logp = token_logprobs(policy, b.input_ids, b.attention_mask, b.completion_mask,
+                                              cfg.temperature)
+                if m.name == "PPO":
+                    from . import reward_models
+                    values = reward_models.token_values(value_model, b.input_ids, b.attention_mask,
+                                                        b.completion_mask.shape[1])
+            if m.name == "GRPO":
+                if cfg.supervision == "process":
+                    adv = process_advantages(step_r, step_end, g, mask.shape[1], cfg.scale_std)
+                else:
+                    adv = outcome_advantages(rewards, g, cfg.scale_std)
+            elif m.name == "PPO":
+                adv = m.coefficient(mask=mask, rewards=rewards, values=values, logp=old_logp, ref_logp=ref_logp,
+                                    beta=cfg.beta, gamma=cfg.gamma, lam=cfg.lam)
+                returns = adv + values
+            stats: dict = {}
+            for _ in range(cfg.mu):
+                logp = token_logprobs(policy, b.input_ids, b.attention_mask, b.completion_mask, cfg.temperature)
+                if m.loss == "clipped":
+                    old = old_logp if old_logp is not None else logp.detach()
+                    loss, stats = grpo_loss(logp, old, ref_logp, adv, mask,
+                                            beta=cfg.beta if m.name == "GRPO" else 0.0, eps_low=cfg.eps_low,
+                                            eps_high=cfg.eps_high, loss_agg=cfg.loss_agg,
+                                            max_len=cfg.max_new_tokens)
+                else:
+                    coef = m.coefficient(mask=mask, rewards=rewards if m.sampler != "gold" else None,
+                                         logp=logp.detach(), ref_logp=ref_logp, beta=cfg.dpo_beta)
+                    loss = weighted_logprob_loss(logp, coef, mask, cfg.loss_agg)
+                    stats = {"loss": float(loss.detach())}
+                    if ref_logp is not None:
+                        stats["kl"] = float(_masked_mean(k3_kl(logp.detach(), ref_logp), mask))
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                if cfg.grad_clip:
+                    torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg.grad_clip)
+                opt.step()
+                if m.name == "PPO":
+                    from . import reward_models
+                    v = reward_models.token_values(value_model, b.input_ids, b.attention_mask, mask.shape[1])
+                    vloss = 0.5 * aggregate((v - returns) ** 2, mask)
+                    vopt.zero_grad(set_to_none=True)
+                    vloss.backward()
+                    if cfg.grad_clip:
+                        torch.nn.utils.clip_grad_norm_(value_model.parameters(), cfg.grad_clip)
+                    vopt.step()
+                    stats["value_loss"] = float(vloss.detach())
+            row.update(stats)
+            history.append(row)
+        last = step + 1 == cfg.steps
+        if eval_fn is not None and (last or (cfg.eval_every and (step + 1) % cfg.eval_every == 0)):
+            policy.eval()
+            history[-1].update(eval_fn(policy))
+            policy.train()
+        if ck is not None and cfg.checkpoint_every and ((step + 1) % cfg.checkpoint_every == 0 or last):
+            training.save_checkpoint(ck, policy, optimizer=opt, state={"step": step + 1, "history": history})
+            if value_model is not None:
+                torch.save({"model": value_model.state_dict(), "optimizer": vopt.state_dict()}, ck / "value.pt")
+        if callback is not None:
+            callback(step + 1, history[-1])
+    policy.eval()
+    return history
+
+
+def grpo_train(policy, ref_model, tokenizer, problems, cfg: RLConfig, *, reward_model=None, eval_fn=None,
+               checkpoint_dir=None, resume=True, progress=True, callback=None) -> list[dict]:
+    """GRPO (Algorithm 1 of the paper for one reference model): see :func:`train`."""
+    return train("GRPO", policy, ref_model, tokenizer, problems, cfg, reward_model=reward_model, eval_fn=eval_fn,
+                 checkpoint_dir=checkpoint_dir, resume=resume, progress=progress, callback=callback)
+
+
+def sft_train(policy, tokenizer, problems, cfg: RLConfig, **kw) -> list[dict]:
+    """SFT on the gold CoT solutions through the unified loss (GC = 1)."""
+    return train("SFT", policy, None, tokenizer, problems, cfg, **kw)
+
+
+def rft_train(policy, sft_model, tokenizer, problems, cfg: RLConfig, **kw) -> list[dict]:
+    """Rejection-sampling fine-tuning: offline samples of π_sft (``sft_model``), GC = 1 on correct ones."""
+    return train("RFT", policy, sft_model, tokenizer, problems, cfg, **kw)
+
+
+def online_rft_train(policy, ref_model, tokenizer, problems, cfg: RLConfig, **kw) -> list[dict]:
+    """Online RFT: like RFT but sampling from the current policy."""
+    return train("Online RFT", policy, ref_model, tokenizer, problems, cfg, **kw)
+
+
+def dpo_train(policy, sft_model, tokenizer, problems, cfg: RLConfig, **kw) -> list[dict]:
+    """DPO on (correct, incorrect) pairs of offline π_sft samples; π_ref = ``sft_model``, β = ``cfg.dpo_beta``."""
+    return train("DPO", policy, sft_model, tokenizer, problems, cfg, **kw)
+
+
+def ppo_train(policy, ref_model, tokenizer, problems, cfg: RLConfig, *, value_model, reward_model=None,
+              **kw) -> list[dict]:
+    """PPO: GAE (γ = ``cfg.gamma``, λ = ``cfg.lam``) from ``value_model``, KL penalty β·log(π_θ/π_ref) in the reward."""
+    return train("PPO", policy, ref_model, tokenizer, problems, cfg, value_model=value_model,
+                 reward_model=reward_model, **kw)
+
+
+def iterative_grpo(policy, tokenizer, problems, cfg: RLConfig, *, reward_model, rm_dataset: list | None = None,
+                   iterations: int = 2, rm_questions: int = 64, rm_samples_per_question: int = 4,
+                   rm_steps: int = 100, rm_lr: float = 1e-4, replay: float = 0.1, eval_fn=None,
+                   checkpoint_dir=None, resume=True, progress=True) -> list[dict]:
+    """Iterative RL with GRPO (§4.1.4, Algorithm 1): per iteration, π_ref ← π_θ and GRPO for ``cfg.steps`` steps;
+    then new RM data sampled from the current policy plus ``replay`` (10 %) of the historical data continues
+    training the reward model. Rows carry ``iteration``; with ``cfg.reward="rule"`` the RM is still updated
+    (and can be evaluated) but not used as the reward."""
+    from . import reward_models
+
+    history: list[dict] = []
+    old = list(rm_dataset or [])
+    for it in range(iterations):
+        ref = copy.deepcopy(policy).eval()
+        ck = str(Path(checkpoint_dir) / f"iter{it}") if checkpoint_dir else None
+        rows = grpo_train(policy, ref, tokenizer, problems, cfg, reward_model=reward_model, eval_fn=eval_fn,
+                          checkpoint_dir=ck, resume=resume, progress=progress)
+        history += [{**r, "iteration": it} for r in rows]
+        rng = random.Random(derive_seed(cfg.seed, it, "rm"))
+        qs = rng.sample(list(problems), min(rm_questions, len(problems)))
+        comp = sample(policy, tokenizer, [P.chat_prompt(p.question) for p in qs], n=rm_samples_per_question,
+                      max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature,
+                      seed=derive_seed(cfg.seed, it, "rm-sample"))
+        texts = tokenizer.batch_decode(comp, skip_special_tokens=True)
+        new = reward_models.build_rm_dataset([p for p in qs for _ in range(rm_samples_per_question)], texts,
+                                             kind="process" if cfg.supervision == "process" else "outcome")
+        replayed = rng.sample(old, int(round(replay * len(old)))) if old else []
+        reward_models.train_reward_model(reward_model, tokenizer, new + replayed, steps=rm_steps, lr=rm_lr,
+                                         seed=derive_seed(cfg.seed, it, "rm-train"), progress=progress)
+        old += new
+        del ref
+    return history
