@@ -51,15 +51,9 @@ def _window_hashes(ids: np.ndarray, max_len: int) -> dict[int, np.ndarray]:
     return out
 
 
-# Which fields of each benchmark file are "question" and "answer" texts. Multiple-choice options are not indexed
-# (most are 1-2 grams; generic ones like "none of the above" would drop harmless pages); the correct option's
-# text is the answer of MMLU-STEM.
-def _mmlu_answer(r: dict[str, Any]) -> str:
-    opts, ans = r.get("options") or [], str(r.get("answer", ""))
-    idx = "ABCDEFGH".find(ans) if len(ans) == 1 else -1
-    return str(opts[idx]) if isinstance(opts, list) and 0 <= idx < len(opts) else ""
-
-
+# Which fields of each benchmark file are the "question" and the "answer" texts. Multiple-choice answers are the
+# letter (below 3 grams, so never matched); option texts are not indexed: generic options such as "A and B" or
+# "None of these." matched PostgreSQL and Maxima manual pages as whole 3-gram texts in a first run.
 def _mgsm_question(r: dict[str, Any]) -> str:
     return " ".join(str(m.get("content", "")) for m in r.get("messages", []) if m.get("role") == "user")
 
@@ -73,7 +67,7 @@ BENCHMARKS: dict[str, dict[str, Callable[[dict[str, Any]], str]]] = {
     "agieval/gaokao-mathqa.jsonl": {"question": lambda r: r["question"], "answer": lambda r: str(r.get("answer") or "")},
     "ocw/test.jsonl": {"question": lambda r: r["problem"], "answer": lambda r: r.get("solution", "")},
     "sat/test.jsonl": {"question": lambda r: r["question"], "answer": lambda r: ""},
-    "mmlu_stem/test.jsonl": {"question": lambda r: r["question"], "answer": _mmlu_answer},
+    "mmlu_stem/test.jsonl": {"question": lambda r: r["question"], "answer": lambda r: str(r.get("answer", ""))},
 }
 
 
@@ -136,19 +130,22 @@ class DecontIndex:
         idx._sorted = {L: np.array(sorted(d), dtype=np.uint64) for L, d in owner.items()}
         return idx
 
-    def match(self, text: str) -> BenchItem | None:
-        """The first benchmark item whose n-gram (or whole short text) occurs in ``text``, else None."""
-        ids = _token_ids(decont_tokens(text))
-        if len(ids) < self.min_len:
+    def match(self, text: str) -> tuple[BenchItem, str] | None:
+        """``(benchmark item, matched tokens)`` for the first n-gram (or whole short text) of a benchmark that
+        occurs in ``text``, else None."""
+        toks = decont_tokens(text)
+        if len(toks) < self.min_len:
             return None
-        windows = _window_hashes(ids, self.n)
+        windows = _window_hashes(_token_ids(toks), self.n)
         for length in sorted(self._sorted, reverse=True):  # 10-grams first
-            hs = windows.get(length)
+            hs, ref = windows.get(length), self._sorted[length]
             if hs is None:
                 continue
-            hit = np.isin(hs, self._sorted[length], assume_unique=False)
-            if hit.any():
-                return self.items[self._owner[length][int(hs[int(np.argmax(hit))])]]
+            pos = np.minimum(np.searchsorted(ref, hs), len(ref) - 1)  # O(n log m), no re-sort of the index
+            hit = np.flatnonzero(ref[pos] == hs)
+            if hit.size:
+                i = int(hit[0])
+                return self.items[self._owner[length][int(hs[i])]], " ".join(toks[i:i + length])
         return None
 
     def sizes(self) -> dict[str, int]:
@@ -164,10 +161,11 @@ def decontaminate(pages: list[dict[str, Any]], index: DecontIndex, text_key: str
         from tqdm.auto import tqdm
         it = tqdm(pages, desc="decontaminate", unit="page")
     for p in it:
-        hit = index.match(p[text_key])
-        if hit is None:
+        m = index.match(p[text_key])
+        if m is None:
             kept.append(p)
         else:
-            dropped.append({"url": p.get("url"), "benchmark": hit.benchmark, "item": hit.item,
-                            "field": hit.field, "benchmark_text": hit.text[:200]})
+            hit, gram = m
+            dropped.append({"url": p.get("url"), "benchmark": hit.benchmark, "item": hit.item, "field": hit.field,
+                            "matched": gram, "benchmark_text": hit.text[:200]})
     return kept, dropped
