@@ -157,11 +157,12 @@ def _level(r: _Rec, key: str = "level") -> int | None:
     return int(m.group(1)) if m.group(1) != "?" else None
 
 
-def _math_answer(r: _Rec, solution: str) -> str:
+def _math_answer(r: _Rec, solution: str) -> str | None:
     ans = last_boxed(solution)
     if ans is None:
         raise r.fail("field 'solution' has no \\boxed{} answer")
-    return ans
+    # Two MATH train solutions box nothing (``\boxed{}``): kept (the counts are documented) with answer None.
+    return ans or None
 
 
 _GSM_ANNOT = re.compile(r"<<[^<>]*>>")

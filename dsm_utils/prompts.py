@@ -178,7 +178,7 @@ def _exemplars_cached(benchmark: str, n: int, data_dir: str | None) -> tuple[Ite
     for it in load_benchmark(src_name, src_split, data_dir=data_dir):
         if _norm_q(it.question) in banned:
             continue  # never show a test problem (MATH train holds one test problem verbatim)
-        if len(it.question) > _MAX_Q_CHARS or not it.solution or len(it.solution) > _MAX_SOL_CHARS:
+        if not it.answer or len(it.question) > _MAX_Q_CHARS or not it.solution or len(it.solution) > _MAX_SOL_CHARS:
             continue
         if "[asy]" in it.question or "[asy]" in it.solution:
             continue  # Asymptote figures are long and mean nothing without the picture
