@@ -1123,13 +1123,25 @@ def _symbolic_verdict(p: str, r: str, compat: str) -> bool:
     return bool(v)
 
 
-def _worker_main(conn) -> None:
-    import sys
-    sys.setrecursionlimit(3000)
-    try:  # warm imports and caches before the first timed job
+_WARM = False
+
+
+def _warm_up() -> None:
+    """Import sympy/latex2sympy and fill their caches (once per process)."""
+    global _WARM
+    if _WARM:
+        return
+    _WARM = True
+    try:
         _symbolic_verdict("\\sin^{2}x+\\cos^{2}x", "1", "strict")
     except Exception:
         pass
+
+
+def _worker_main(conn) -> None:
+    import sys
+    sys.setrecursionlimit(3000)
+    _warm_up()  # a no-op for forked workers: the parent warmed up before forking
     conn.send("ready")
     while True:
         try:
@@ -1165,7 +1177,10 @@ class _SymWorker:
         if self.proc is not None and self.proc.is_alive():
             return
         self.close()
-        ctx = mp.get_context(_start_method())
+        method = _start_method()
+        if method == "fork":  # warm once here so that every (re)started worker forks warm, in milliseconds
+            _warm_up()
+        ctx = mp.get_context(method)
         parent, child = ctx.Pipe()
         proc = ctx.Process(target=_worker_main, args=(child,), daemon=True)
         proc.start()
