@@ -2,7 +2,7 @@
 plus the same solutions with a perturbed (wrong) final answer.
 
 Prints, as the last line, one JSON object:
-``{"items", "ms_per_item", "sympy_fraction", "timeouts", "self_consistency", "wrong_rejected", "agreement_on_pairs"}``.
+``{"items", "ms_per_item", "startup_s", "sympy_fraction", "timeouts", "self_consistency", "wrong_rejected", "agreement_on_pairs"}``.
 Run: ``.venv/bin/python bench/grading_speed.py`` (no arguments; DSM_DATA_DIR defaults to ../shared/data).
 """
 from __future__ import annotations
@@ -74,7 +74,9 @@ def main() -> None:
         if len(preds) >= N_ITEMS:
             break
 
-    grading.grade("\\boxed{1}", "1")  # warm the imports
+    t_start = time.perf_counter()
+    grading.grade("\\boxed{\\sin^2 x+\\cos^2 x}", "1")  # one-off: import sympy, start the worker
+    startup_s = time.perf_counter() - t_start
     grading.reset_grading_stats()
     t0 = time.perf_counter()
     got = [grading.grade_detailed(p, r, timeout=2.0) for p, r in zip(preds, refs)]
@@ -93,6 +95,7 @@ def main() -> None:
     print(json.dumps({
         "items": len(preds),
         "ms_per_item": round(1000 * elapsed / len(preds), 3),
+        "startup_s": round(startup_s, 2),
         "sympy_fraction": round(stats.get("symbolic", 0) / max(1, stats.get("items", 1)), 4),
         "timeouts": stats.get("timeout", 0),
         "self_consistency": round(sum(pos) / max(1, len(pos)), 4),

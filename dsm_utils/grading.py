@@ -336,7 +336,7 @@ def normalize_answer(ans: str) -> str:
     s = re.sub(r"\\?%|\\text\{\s*percent\s*\}", "", s)
     s = _strip_units(s).strip()
     s = re.sub(r"\s+(?:and|or)\s+|\\text\{\s*(?:and|or)\s*\}", ",", s)
-    s = s.strip().rstrip(".").rstrip("\\").strip()
+    s = s.strip().rstrip(".,;").rstrip("\\").strip()
     s = re.sub(r"\\(?:dots|ldots|cdots)", r"\\dots", s)
     s = re.sub(r"\\le(?![A-Za-z])", r"\\leq", s)
     s = re.sub(r"\\ge(?![A-Za-z])", r"\\geq", s)
@@ -1380,10 +1380,9 @@ def grade_batch(predictions: list[str], references: list[str], problems: list[st
         pool = _get_workers(n_workers)
         extracted_of = {i: e for i, e, _, _ in pending}
         queue = list(reversed(pending))
-        busy: dict[int, _SymWorker] = {}
+        busy: dict[int, tuple[_SymWorker, int]] = {}  # id(worker) -> (worker, item index)
 
-        def finish(w: _SymWorker, verdict: str) -> None:
-            i = w.job_index if w.job_index >= 0 else busy_index[id(w)]
+        def finish(i: int, verdict: str) -> None:
             _STATS["symbolic"] += 1
             if verdict in ("timeout", "error"):
                 _STATS[verdict] += 1
@@ -1391,7 +1390,6 @@ def grade_batch(predictions: list[str], references: list[str], problems: list[st
             if bar:
                 bar.update(1)
 
-        busy_index: dict[int, int] = {}
         while queue or busy:
             for w in pool:
                 if id(w) not in busy and queue:
@@ -1400,30 +1398,22 @@ def grade_batch(predictions: list[str], references: list[str], problems: list[st
                         w.submit(p, r, compat, timeout, i)
                     except Exception:
                         w.close()
-                        _STATS["symbolic"] += 1
-                        _STATS["error"] += 1
-                        results[i] = GradeResult(False, extracted_of[i], "error")
-                        if bar:
-                            bar.update(1)
+                        finish(i, "error")
                         continue
-                    busy[id(w)] = w
-                    busy_index[id(w)] = i
+                    busy[id(w)] = (w, i)
             if not busy:
                 continue
-            now = time.monotonic()
-            left = max(0.0, min(w.deadline for w in busy.values()) - now)
-            ready = mpc.wait([w.conn for w in busy.values()], timeout=left)
-            for w in list(busy.values()):
+            left = max(0.0, min(w.deadline for w, _ in busy.values()) - time.monotonic())
+            ready = mpc.wait([w.conn for w, _ in busy.values()], timeout=left)
+            for key, (w, i) in list(busy.items()):
                 if w.conn in ready:
-                    finish(w, w.result())
+                    finish(i, w.result())
                 elif time.monotonic() >= w.deadline:
-                    busy_index[id(w)] = w.job_index
-                    w.close()
-                    w.job_index = -1
-                    finish(w, "timeout")
+                    w.close()  # kill the stuck worker; it restarts on its next job
+                    finish(i, "timeout")
                 else:
                     continue
-                del busy[id(w)]
+                del busy[key]
     if bar:
         bar.close()
     return results  # type: ignore[return-value]
