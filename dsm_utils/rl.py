@@ -459,7 +459,7 @@ def train(method_name: str, policy, ref_model, tokenizer, problems: Sequence[P.P
     if needs_ref and ref_model is None:
         raise ValueError(f"{m.name} needs ref_model= (π_sft: the sampler of offline methods / the KL anchor)")
     if ref_model is not None:
-        ref_model.eval().requires_grad_(False)
+        ref_model.eval()  # used under no_grad only; its requires_grad is left as the caller set it
     policy.train()
     opt = torch.optim.AdamW(policy.parameters(), lr=cfg.lr, weight_decay=0.0)
     vopt = (torch.optim.AdamW(value_model.parameters(), lr=cfg.value_lr or cfg.lr, weight_decay=0.0)
