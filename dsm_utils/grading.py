@@ -25,6 +25,11 @@ Pipeline for one item ``grade(prediction, reference)``:
 ``compat="deepseek"`` reproduces the DeepSeek-Math evaluator's leniency: percentages ×100/÷100 accepted,
 interval bracket types ignored, *absolute* 1e-3 numeric tolerance (so ``1/460`` == ``1/462`` there).
 
+Workers: symbolic checks run in persistent processes started with ``fork`` on Linux (sympy is imported
+and warmed in the parent first, so a restart after a timeout takes milliseconds); set
+``DSM_GRADING_START_METHOD=spawn`` (or ``forkserver``) to change that. :func:`grading_stats` counts items,
+symbolic checks, timeouts and errors; :func:`shutdown_workers` stops the workers.
+
 Multiple choice: ``choices=True`` (or ``None`` = auto: the reference is a single letter A–J, possibly
 ``(B)`` / ``\\text{(B)}``) compares option letters; ``(B)``, ``B)``, ``B.``, ``B`` and ``(B) 12`` all read
 as ``B``; a non-letter prediction is mapped to a letter through the options parsed from ``problem``.
@@ -544,7 +549,10 @@ class _Bail(Exception):
 
 _TOK_RE = re.compile(r"\d+\.\d*|\.\d+|\d+|\\[A-Za-z]+|\\.|[A-Za-z]|\S")
 _FUNCS = {"\\sin": cmath.sin, "\\cos": cmath.cos, "\\tan": cmath.tan, "\\ln": cmath.log, "\\exp": cmath.exp,
-          "\\log": cmath.log10}
+          "\\sec": lambda x: 1 / cmath.cos(x), "\\csc": lambda x: 1 / cmath.sin(x),
+          "\\cot": lambda x: 1 / cmath.tan(x)}
+_GREEK = ("\\alpha", "\\beta", "\\gamma", "\\delta", "\\theta", "\\phi", "\\varphi", "\\lambda", "\\mu",
+          "\\omega", "\\sigma", "\\tau", "\\rho", "\\psi", "\\epsilon", "\\varepsilon")
 
 
 class _Evaluator:
@@ -610,7 +618,7 @@ class _Evaluator:
     @staticmethod
     def _starts_atom(t: str) -> bool:
         return (t[0].isdigit() or t[0] == "." or t in ("(", "{", "\\frac", "\\sqrt", "\\pi")
-                or (len(t) == 1 and t.isalpha()) or t in _FUNCS)
+                or (len(t) == 1 and t.isalpha()) or t in _FUNCS or t in _GREEK)
 
     def unary(self) -> complex:
         t = self.peek()
@@ -719,13 +727,24 @@ class _Evaluator:
             return complex(math.pi)
         if t in _FUNCS:
             self.take()
-            if self.peek() not in ("(", "{"):
-                raise _Bail("func arg")
-            x = self.atom()
+            if self.peek() in ("(", "{"):
+                x = self.atom()
+            else:  # "\sec x", "\csc 11": one bare token, unless more factors follow ("\sin 2x" is ambiguous)
+                nxt = self.peek()
+                if nxt is None or not (nxt[0].isdigit() or (len(nxt) == 1 and nxt.isalpha()) or nxt in _GREEK):
+                    raise _Bail("func arg")
+                x = self.atom()
+                after = self.peek()
+                if after is not None and (self._starts_atom(after) or after == "^"):
+                    raise _Bail("ambiguous func arg")
             try:
                 return complex(_FUNCS[t](x))
             except (ValueError, OverflowError):
                 raise _Bail("func") from None
+        if t in _GREEK and t in self.env:
+            self.take()
+            self.vars.add(t)
+            return self.env[t]
         if len(t) == 1 and t.isalpha():
             self.take()
             if t == "i":
@@ -739,15 +758,16 @@ class _Evaluator:
         raise _Bail(f"token {t}")
 
 
+_VAR_NAMES = list("abcdfghjklmnopqrstuvwxyz") + [g for g in _GREEK]
 _ENVS = [
-    {c: complex(v) for c, v in zip("abcdefghjklmnopqrstuvwxyz", r)}
-    for r in ([random.Random(seed).uniform(0.31, 2.7) for _ in range(25)] for seed in (11, 23))
+    {c: complex(v) for c, v in zip(_VAR_NAMES, r)}
+    for r in ([random.Random(seed).uniform(0.31, 2.7) for _ in range(len(_VAR_NAMES))] for seed in (11, 23))
 ]
 
 
 def _evaluate(s: str, env_idx: int) -> Optional[tuple[complex, bool]]:
     """(value, uses_variables) or None when the evaluator cannot handle ``s``."""
-    if len(s) > _MAX_FAST_LEN or not _depth_ok(s) or re.search(r"[A-Za-z]{2,}", re.sub(r"\\[A-Za-z]+", "", s)):
+    if len(s) > _MAX_FAST_LEN or not _depth_ok(s) or re.search(r"[A-Za-z]{4,}", re.sub(r"\\[A-Za-z]+", "", s)):
         return None
     try:
         ev = _Evaluator(s, _ENVS[env_idx])
@@ -787,6 +807,14 @@ def _decimals_equal(a: str, b: str, fa: Fraction, fb: Fraction) -> bool:
     return _round_half_up(long_, ps) == short and _close(complex(float(fa)), complex(float(fb)), REL_TOL)
 
 
+_NUM_WORD_RE = re.compile(r"(-?[\d.]+)([A-Za-z]{4,})")
+_CLOCK_RE = re.compile(r"\d+(?::\d+)+(?:[ap]\.?m\.?)?", re.I)
+
+
+def _strip_zeros(s: str) -> str:
+    return re.sub(r"(?<!\d)0+(?=\d)", "", s).replace(".", "")
+
+
 _BASE_RE = re.compile(r"([0-9A-Za-z]+)_\{?(\d+)\}?")
 
 
@@ -821,6 +849,13 @@ def _fast_leaf(a: str, b: str, compat: str) -> Optional[bool]:
         return _num_equal(na[0], eb, True, False, compat)
     if re.fullmatch(r"[A-Za-z][A-Za-z ]+", a) and re.fullmatch(r"[A-Za-z][A-Za-z ]+", b):
         return a.lower().replace(" ", "") == b.lower().replace(" ", "")  # words
+    wa, wb = _NUM_WORD_RE.fullmatch(a), _NUM_WORD_RE.fullmatch(b)
+    if wa and wb:  # "320000acres": a number with an unknown unit word on both sides
+        if wa.group(2).lower() != wb.group(2).lower():
+            return False
+        return _fast_leaf(wa.group(1), wb.group(1), compat)
+    if _CLOCK_RE.fullmatch(a) and _CLOCK_RE.fullmatch(b):  # times and ratios: 4:51, 3:5
+        return _strip_zeros(a).lower() == _strip_zeros(b).lower()
     va, vb = _evaluate(a, 0), _evaluate(b, 0)
     if va is None or vb is None:
         return None
