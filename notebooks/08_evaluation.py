@@ -43,22 +43,22 @@
 
 # %% tags=["parameters"]
 run_dir = "runs/local/08_evaluation"  # the runner sets runs/<profile>/08_evaluation
-data_dir = ""  # "" = $DSM_DATA_DIR, else ./data
+data_dir = ""  # empty: $DSM_DATA_DIR, else ./data
 seed = 0
-checkpoints = ["05_sft", "07_rl"]  # "NN_name" = that notebook's checkpoint in this profile; or a path / hub id / toy name
-tokenizer = ""  # "" = the checkpoint's own tokenizer (toy default tokenizer when it has none)
+checkpoints = ["05_sft", "07_rl"]  # "NN_name": that notebook's checkpoint in this profile; or a path / hub id / toy name
+tokenizer = ""  # empty: the checkpoint's own tokenizer (toy default tokenizer when it has none)
 fallback_model = "llama-1m"  # fresh toy model used when a listed checkpoint does not exist
 benchmarks = ["toy", "toy_ood"]
 modes = ["zero_shot_cot", "few_shot_cot", "pot", "tool"]
 auto_modes = False  # True: base checkpoints get few_shot_cot/pot, instruct/RL get zero_shot_cot/tool (∩ modes)
-limit = 100  # items per benchmark (None = all)
+limit = 100  # items per benchmark (None: all)
 max_new_tokens = 128
-n_shot = None  # few-shot exemplars (None = the paper's: 8 for GSM8K, 4 for the others)
+n_shot = None  # few-shot exemplars (None: the paper's: 8 for GSM8K, 4 for the others)
 compat = "strict"  # grading: "strict" or "deepseek"
 backend = "hf"  # "hf" or "vllm"
 batch_size = 32
 device = "auto"
-dtype = ""  # "" = default; e.g. "bfloat16" for 7B models with the hf backend
+dtype = ""  # empty: default; e.g. "bfloat16" for 7B models with the hf backend
 max_tool_rounds = 2
 sandbox_timeout_s = 5.0
 curve_benchmarks = ["toy"]  # Figure 7: Maj@K / Pass@K curves
@@ -68,7 +68,7 @@ k_max = 16
 temperature = 0.7
 top_p = 1.0
 maj_orders = 4  # orderings averaged for Maj@K at K < k_max
-threads = 0  # torch CPU threads (0 = leave as is)
+threads = 0  # torch CPU threads (0: leave as is)
 
 # %%
 import gc
