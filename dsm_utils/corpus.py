@@ -95,22 +95,62 @@ class MathToTex(PipelineStep):
             yield doc
 
 
+def _base_extractor():
+    from datatrove.pipeline.extractors.base import BaseExtractor
+    return BaseExtractor
+
+
+class Resiliparse(_base_extractor() if PipelineStep is not object else object):  # type: ignore[misc]
+    """datatrove extractor on Resiliparse's ``extract_plain_text`` (datatrove 0.10.1 ships Trafilatura and
+    Readability+Inscriptis only). Main-content mode, no alt texts (math alts are already TeX via MathToTex)."""
+
+    name = "⛏ Resiliparse"
+    _requires_dependencies = ["resiliparse"]
+
+    def __init__(self, timeout: float = 5.0, main_content: bool = True):
+        super().__init__(timeout)
+        self.main_content = main_content
+
+    def extract(self, text: str) -> str:
+        from resiliparse.extract.html2text import extract_plain_text
+
+        return extract_plain_text(text, main_content=self.main_content, preserve_formatting=True,
+                                  list_bullets=True, alt_texts=False, links=False, noscript=False)
+
+
+def default_extractor() -> str:
+    """``resiliparse`` when installed (≈10x faster than Trafilatura here), else ``trafilatura``."""
+    try:
+        import resiliparse  # noqa: F401
+        return "resiliparse"
+    except ImportError:
+        return "trafilatura"
+
+
 def extraction_pipeline(warc_folder: str, output_folder: str, glob_pattern: str = "*.warc.gz",
-                        limit: int = -1, extractor_timeout: float = 5.0) -> list:
-    """WARC files -> :class:`MathToTex` -> datatrove ``Trafilatura`` -> ``JsonlWriter`` (``${rank}.jsonl.gz``).
+                        limit: int = -1, extractor: str = "auto", extractor_timeout: float = 5.0) -> list:
+    """WARC files -> :class:`MathToTex` -> text extractor -> ``JsonlWriter`` (``${rank}.jsonl.gz``).
 
     ``glob_pattern`` matters: without it ``WarcReader`` also opens non-WARC files in the folder (``labels.tsv``).
-    Trafilatura runs with ``no_fallback=True`` (2x faster, same text on these pages) and without its own
-    deduplication (dedup is a separate stage); ``favour_precision=False`` keeps short doc pages.
+    ``extractor``: ``resiliparse`` (our small datatrove extractor), ``trafilatura`` (datatrove's, run with
+    ``no_fallback=True`` -- 2x faster -- and without its own dedup; ``favour_precision=False`` keeps short doc pages),
+    or ``auto`` (:func:`default_extractor`).
     """
     from datatrove.pipeline.extractors import Trafilatura
     from datatrove.pipeline.readers import WarcReader
     from datatrove.pipeline.writers import JsonlWriter
 
+    extractor = default_extractor() if extractor == "auto" else extractor
+    if extractor == "resiliparse":
+        ex = Resiliparse(timeout=extractor_timeout)
+    elif extractor == "trafilatura":
+        ex = Trafilatura(favour_precision=False, deduplicate=False, timeout=extractor_timeout, no_fallback=True)
+    else:
+        raise ValueError(f"extractor must be 'auto', 'resiliparse' or 'trafilatura', got {extractor!r}")
     return [
         WarcReader(warc_folder, glob_pattern=glob_pattern, limit=limit),
         MathToTex(),
-        Trafilatura(favour_precision=False, deduplicate=False, timeout=extractor_timeout, no_fallback=True),
+        ex,
         JsonlWriter(output_folder, output_filename="${rank}.jsonl.gz"),
     ]
 
@@ -360,13 +400,38 @@ def train_classifier(positives: Sequence[str], negatives: Sequence[str], model_p
     random.Random(seed).shuffle(rows)
     train_file = model_path.with_suffix(".train.txt")
     train_file.write_text("\n".join(rows) + "\n", encoding="utf-8")
-    model = fasttext.train_supervised(
-        input=str(train_file), dim=params.dim, lr=params.lr, wordNgrams=params.word_ngrams,
-        minCount=params.min_count, epoch=params.epoch, bucket=params.bucket, thread=params.thread, seed=seed,
-        verbose=0)
-    model.save_model(str(model_path))
+    kwargs = dict(dim=params.dim, lr=params.lr, wordNgrams=params.word_ngrams, minCount=params.min_count,
+                  epoch=params.epoch, bucket=params.bucket, thread=params.thread, seed=seed,
+                  verbose=int(os.environ.get("DSM_FT_VERBOSE", "0")))
+    # Each training runs in a fresh interpreter: in fasttext-numpy2-wheel 0.9.2 training in a process that already
+    # trained a few models aborts with "Encountered NaN." (state leaks between trainings of one process).
+    import subprocess
+    import sys
+
+    code = "import json, sys; from dsm_utils.corpus import _train_ft_file; _train_ft_file(*sys.argv[1:3], json.loads(sys.argv[3]))"
+    proc = subprocess.run([sys.executable, "-c", code, str(train_file), str(model_path), json.dumps(kwargs)],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"fastText training on {train_file} failed: {proc.stderr.strip().splitlines()[-1:]}")
     train_file.unlink()
-    return model
+    return fasttext.load_model(str(model_path))
+
+
+def _train_ft_file(train_file: str, model_path: str, kwargs: dict) -> None:
+    """Child-process body of :func:`train_classifier`. fastText aborts with "Encountered NaN." when training
+    diverges (high lr on tiny, repetitive files): retry with half the learning rate a few times."""
+    import fasttext
+
+    kwargs = dict(kwargs)
+    for attempt in range(5):
+        try:
+            model = fasttext.train_supervised(input=train_file, **kwargs)
+            break
+        except RuntimeError as exc:
+            if "NaN" not in str(exc) or attempt == 4:
+                raise
+            kwargs["lr"] /= 2
+    model.save_model(model_path)
 
 
 def math_scores(model, texts: Sequence[str]) -> np.ndarray:
@@ -716,6 +781,7 @@ class CorpusConfig:
     warc_folder: str = "web/minicc"
     warc_glob: str = "*.warc.gz"
     max_pages_per_task: int = -1
+    extractor: str = "auto"
     seed_glob: str = "web/math_qa/*.jsonl"
     seed_hub_id: str = ""
     seed_limit: int = -1
@@ -761,7 +827,7 @@ def run_pipeline(cfg: CorpusConfig, progress: bool = False) -> dict[str, Any]:
 
     t0 = time.time()
     run_stage(extraction_pipeline(resolve(cfg.warc_folder, cfg.data_dir), str(work / "extracted"), cfg.warc_glob,
-                                  cfg.max_pages_per_task), cfg.executor, cfg.tasks, cfg.workers,
+                                  cfg.max_pages_per_task, cfg.extractor), cfg.executor, cfg.tasks, cfg.workers,
               logging_dir=str(work / "logs_extract"))
     pages = load_pages(work / "extracted")
     _stage(stats, "extract", t0, len(pages))
@@ -775,7 +841,8 @@ def run_pipeline(cfg: CorpusConfig, progress: bool = False) -> dict[str, Any]:
                                 rows=cfg.minhash_perm // cfg.minhash_bands, seed=cfg.seed)
     write_pool(pages, work / "pool", shards=cfg.tasks)
     _stage(stats, "dedup", t0, n_extracted)
-    stats.update(pages_extracted=n_extracted, dropped_short=n_short, dropped_url_dup=n_url,
+    stats.update(extractor=cfg.extractor if cfg.extractor != "auto" else default_extractor(),
+                 pages_extracted=n_extracted, dropped_short=n_short, dropped_url_dup=n_url,
                  dropped_near_dup=len(near), pool_pages=len(pages))
 
     seed_pages = (load_hub_texts(cfg.seed_hub_id, cfg.seed_limit) if cfg.seed_hub_id
