@@ -413,6 +413,16 @@ def load_benchmark(name: str, split: str = "test", limit: int | None = None,
             for it in items]
 
 
+def cached_items(name: str, split: str = "test", data_dir: str | os.PathLike | None = None) -> tuple[Item, ...]:
+    """Like :func:`load_benchmark` but returns the shared cached tuple (read-only use: do not mutate)."""
+    if name.startswith("toy"):
+        return tuple(_toy(name, split, None))
+    if (name, split) not in FILES:
+        return tuple(load_benchmark(name, split, data_dir=data_dir))  # raises the usual clear error
+    path = require(FILES[(name, split)][0], data_dir)
+    return _load_cached(name, split, str(_data_dir(data_dir)), path.stat().st_mtime)
+
+
 def expected_count(name: str, split: str = "test") -> int:
     """The documented record count of a benchmark file (toy: the generated size)."""
     if name.startswith("toy"):

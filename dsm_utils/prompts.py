@@ -30,7 +30,7 @@ from functools import lru_cache
 from typing import Sequence
 
 from . import problems
-from .benchmarks import CHINESE, LETTERS, MULTIPLE_CHOICE, Item, format_choices, load_benchmark, question_with_choices
+from .benchmarks import CHINESE, LETTERS, MULTIPLE_CHOICE, Item, cached_items, format_choices, question_with_choices
 
 __all__ = ["MODES", "Prompt", "build_prompt", "build_prompts", "exemplars", "few_shot_prefix", "stop_strings",
            "instruction", "COT_INSTRUCTION", "COT_INSTRUCTION_ZH", "TOOL_INSTRUCTION", "TOOL_INSTRUCTION_ZH",
@@ -159,7 +159,7 @@ def _make_mc(item: Item, rng: random.Random) -> Item:
 
 def _test_questions(benchmark: str, data_dir) -> set[str]:
     try:
-        return {_norm_q(it.question) for it in load_benchmark(benchmark, "test", data_dir=data_dir)}
+        return {_norm_q(it.question) for it in cached_items(benchmark, "test", data_dir=data_dir)}
     except FileNotFoundError:
         return set()
 
@@ -175,7 +175,7 @@ def _exemplars_cached(benchmark: str, n: int, data_dir: str | None) -> tuple[Ite
     src_name, src_split = spec.source
     banned = _test_questions(benchmark, data_dir)
     cands = []
-    for it in load_benchmark(src_name, src_split, data_dir=data_dir):
+    for it in cached_items(src_name, src_split, data_dir=data_dir):
         if _norm_q(it.question) in banned:
             continue  # never show a test problem (MATH train holds one test problem verbatim)
         if not it.answer or len(it.question) > _MAX_Q_CHARS or not it.solution or len(it.solution) > _MAX_SOL_CHARS:
