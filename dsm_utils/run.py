@@ -28,6 +28,33 @@ PARAMS_DIR = REPO_ROOT / "params"
 RUNS_DIR = REPO_ROOT / "runs"
 
 
+def _yaml_loader():
+    """A YAML safe loader that also reads ``1e-3`` as a float (plain YAML 1.1 reads it as a string)."""
+    import re
+
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_implicit_resolver(
+        "tag:yaml.org,2002:float",
+        re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+                    |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+                    |\.[0-9_]+(?:[eE][-+][0-9]+)?
+                    |[-+]?\.(?:inf|Inf|INF)
+                    |\.(?:nan|NaN|NAN))$""", re.X),
+        list("-+0123456789."))
+    return Loader
+
+
+def yaml_load(text: str):
+    """Parse YAML with :func:`_yaml_loader` (so profile files may write ``lr: 1e-6``)."""
+    import yaml
+
+    return yaml.load(text, Loader=_yaml_loader())  # noqa: S506 - a SafeLoader subclass
+
+
 class ParameterError(ValueError):
     """A profile file or ``--set`` names an unknown parameter or gives it a wrong type."""
 
@@ -129,7 +156,7 @@ def load_profile(profile: str, nb: Notebook, params_dir: Path = PARAMS_DIR) -> t
     if not path.exists():
         return {}, str(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f" line {mark.line + 1}" if mark else ""
@@ -152,7 +179,7 @@ def parse_sets(items: list[str]) -> dict[str, dict[str, Any]]:
         lhs, raw = item.split("=", 1)
         nb, key = lhs.split(".", 1)
         try:
-            value = yaml.safe_load(raw) if raw != "" else ""
+            value = yaml_load(raw) if raw != "" else ""
         except yaml.YAMLError:
             value = raw
         out.setdefault(nb, {})[key] = value
