@@ -1,0 +1,314 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 05 · Supervised fine-tuning: DeepSeekMath-Instruct (DeepSeekMath §3.1)
+#
+# > "We construct a mathematical instruction-tuning dataset covering English and Chinese problems from
+# > different mathematical fields and of varying complexity levels: problems are paired with solutions in
+# > chain-of-thought (CoT) (Wei et al., 2022), program-of-thought (PoT) (Chen et al., 2022; Gao et al., 2023),
+# > and tool-integrated reasoning format (Gou et al., 2023). The total number of training examples is 776K."
+# > — §3.1
+#
+# > "DeepSeekMath-Instruct 7B is a mathematically instructed tuning model derived from DeepSeekMath-Base 7B.
+# > Training examples are randomly concatenated until reaching a maximum context length of 4K tokens. We
+# > train the model for 500 steps with a batch size of 256 and a constant learning rate of 5e-5." — §3.1
+#
+# The three formats, in the chat form the paper evaluates instruct models with
+# (`User: {q}\n{instruction}\n\nAssistant:`):
+#
+# | format | completion | answer |
+# |---|---|---|
+# | CoT | one equation per line, then `The answer is \boxed{a}.` | the boxed value |
+# | PoT | a ```` ```python ```` program | what it prints (run in the sandbox) |
+# | tool-integrated | a line of reasoning, a program, its ```` ```output ````, then the boxed answer | the boxed value; at inference the program really runs and its output is fed back |
+#
+# The loss is on the answer tokens only: the prompt is masked, and in the tool format so is the program's
+# output (the interpreter writes it, not the model — as in ToRA). This notebook writes the **instruct
+# checkpoint** `runs/<profile>/05_sft/checkpoint` that the RL notebooks (06, 07) start from.
+#
+# **Toy world (cpu profile).** A tiny Llama trained from scratch (or from a pre-trained toy checkpoint via
+# `init_from`) on generated word problems. The steps are chosen so that greedy accuracy is well above zero
+# but far from perfect: RL needs room to improve. **gpu profile.** A real base model on the GSM8K and
+# MATH train solutions.
+
+# %% tags=["parameters"]
+run_dir = "runs/local/05_sft"  # the runner sets runs/<profile>/05_sft
+data_dir = ""  # empty: $DSM_DATA_DIR, else ./data
+seed = 0
+device = "auto"
+threads = 1  # torch CPU threads (0: leave as is); 1 avoids oversubscription on shared cores
+init_from = "llama-1m"  # toy name (from scratch), a checkpoint folder (e.g. a pre-trained toy run) or a hub id
+tokenizer_name = ""  # empty: the checkpoint's own tokenizer, or the toy tokenizer for toy names
+data = "toy"  # "toy": generated word problems; "real": GSM8K + MATH train solutions (CoT)
+n_train = 20000  # toy problems to generate for SFT
+max_real_examples = 0  # "real": cap on GSM8K+MATH examples (0: all)
+format_mix = {"cot": 0.6, "pot": 0.2, "tool": 0.2}  # share of each solution format
+steps = 300
+batch_size = 32
+lr = 3e-3
+warmup = 20
+max_len = 192
+backend = "ours"  # "ours": training.train_lm; "trl": TRL SFTTrainer (gpu)
+eval_every = 50  # greedy CoT accuracy on eval_items test problems during training (0: off)
+eval_items = 100
+n_test = 200  # toy test items for the final evaluation (in-distribution)
+n_test_ood = 100  # toy_ood items
+max_new_tokens = 96
+eval_batch_size = 64
+k_samples = 16  # samples per item for Maj@K / Pass@K
+n_k_items = 100  # items for Maj@K / Pass@K
+temperature = 0.7
+gen_backend = "hf"  # "hf" or "vllm" (gpu)
+
+# %%
+import time
+
+import matplotlib.pyplot as plt
+import pandas as pd
+import torch
+
+from dsm_utils import benchmarks, evaluation, models, problems, repo_path, sft, tracking, training
+from dsm_utils.generation import HFGenerator, SamplingConfig
+from dsm_utils.tokenizer import default_tokenizer, load_tokenizer
+
+run = tracking.start_run(run_dir, tracking.notebook_params(globals()))
+training.seed_everything(seed)
+n_threads = training.set_threads(threads)
+dev = training.pick_device(device)
+t_start = time.time()
+print(f"run folder {run.dir} · device {dev} · {n_threads} threads")
+
+# %% [markdown]
+# ## Model and tokenizer
+# `init_from` is a toy name (fresh weights), a checkpoint folder (e.g. the toy model pre-trained on the
+# math corpus by an earlier notebook) or a hub id (`deepseek-ai/deepseek-math-7b-base`, a small Qwen).
+
+# %%
+def resolve_init(name: str) -> str:
+    """A sibling notebook name (``"02_pretrain"``) means its checkpoint in this profile."""
+    sib = run.sibling(name) / "checkpoint"
+    return str(sib) if models.checkpoint_exists(sib) else name
+
+
+init_src = resolve_init(init_from)
+if tokenizer_name:
+    tok = load_tokenizer(tokenizer_name)
+elif models.is_toy_name(init_src):
+    tok = default_tokenizer()
+elif (repo_path(init_src) / "tokenizer.json").exists() or "/" in init_src:
+    tok = load_tokenizer(init_src)
+else:
+    tok = default_tokenizer()
+dtype = torch.bfloat16 if (dev == "cuda" and not models.is_toy_name(init_src)) else None
+model = models.load_model(init_src, tok, dtype=dtype, seed=seed).to(dev)
+summary = models.model_summary(model)
+print(init_src, summary)
+
+# %% [markdown]
+# ## The instruction-tuning data in three formats
+# Toy: problems from the generator's `sft` stream (the test sets use other streams). Each problem gets one
+# format, drawn with the weights of `format_mix`. Real data: GSM8K train (calculator annotations dropped,
+# `#### a` → `\boxed{a}`) and MATH train, CoT only.
+
+# %%
+if data == "toy":
+    train_problems = problems.generate(n_train, seed=seed, prefix="sft")
+    records = sft.build_records(train_problems, format_mix, seed=seed)
+elif data == "real":
+    from dsm_utils import data as dsm_data
+
+    gsm = dsm_data.read_jsonl(dsm_data.require("gsm8k/openai_train.jsonl", data_dir or None))
+    mth = dsm_data.read_jsonl(dsm_data.require("math/train.jsonl", data_dir or None))
+    records = [sft.gsm8k_record(r) for r in gsm] + [sft.math_record(r) for r in mth]
+    import random as _random
+
+    _random.Random(seed).shuffle(records)
+    if max_real_examples:
+        records = records[:max_real_examples]
+else:
+    raise ValueError(f"data={data!r}: valid values are 'toy', 'real'")
+
+fmt_counts = pd.Series([r.fmt for r in records]).value_counts().rename("examples")
+display(fmt_counts.to_frame())
+for f in sft.FORMATS:
+    ex = next((r for r in records if r.fmt == f), None)
+    if ex is not None:
+        print(f"──── {f} ────\n{ex.prompt}{ex.completion}\n")
+
+# %% [markdown]
+# **Loss on the answer only.** Below, one tool-integrated example token by token: `·` marks tokens with
+# label −100 (prompt, and the interpreter's output), the rest are trained.
+
+# %%
+ex = next((r for r in records if r.fmt == "tool"), records[0])
+ids, labels = sft.encode_record(tok, ex, max_len=10_000)
+shown = "".join((tok.decode([i]) if l != training.IGNORE_INDEX else "·") for i, l in zip(ids, labels))
+print(shown)
+n_trained = sum(l != training.IGNORE_INDEX for l in labels)
+print(f"\n{n_trained} of {len(ids)} tokens carry loss")
+lens = pd.Series([len(sft.encode_record(tok, r, 100_000)[0]) for r in records[:2000]])
+print("tokens per example:", lens.describe()[["mean", "50%", "max"]].round(1).to_dict(), "· max_len", max_len)
+
+# %% [markdown]
+# ## Training
+# **Why a plain loop.** `training.train_lm` is ~40 lines (AdamW, warmup + cosine, grad clipping). On 2 CPU
+# cores and a 1 M-parameter model a step is dominated by the forward/backward itself; TRL's `SFTTrainer`
+# adds dataset preparation, packing and logging machinery but no speed, and hides the masking this
+# notebook wants to show. The `gpu` profile may switch to `SFTTrainer` with `backend="trl"` (same records,
+# prompt/completion format so TRL masks the prompt too).
+#
+# During training the greedy CoT accuracy on `eval_items` held-out toy test problems is tracked.
+
+# %%
+test_items = benchmarks.load_benchmark("toy", limit=n_test)
+ood_items = benchmarks.load_benchmark("toy_ood", limit=n_test_ood)
+if data == "real":
+    test_items = benchmarks.load_benchmark("gsm8k", limit=n_test, data_dir=data_dir or None)
+    ood_items = benchmarks.load_benchmark("math", limit=n_test_ood, data_dir=data_dir or None)
+
+
+def make_generator(m):
+    return HFGenerator(m, tok, batch_size=eval_batch_size, device=dev)
+
+
+def quick_accuracy(m, items, n=None) -> float:
+    """Greedy zero-shot CoT accuracy (the RL notebooks' test metric)."""
+    res = evaluation.evaluate(make_generator(m), items[:n] if n else items, "zero_shot_cot",
+                              max_new_tokens=max_new_tokens, progress=False)
+    return res.metrics["accuracy"]
+
+
+curve = []
+
+
+def on_step(step: int, loss: float) -> None:
+    if eval_every and (step % eval_every == 0 or step == steps):
+        acc = quick_accuracy(model, test_items, eval_items)
+        curve.append({"step": step, "accuracy": acc})
+        print(f"step {step}: loss {loss:.3f}, greedy CoT accuracy {acc:.3f}")
+        model.train()
+
+
+t0 = time.time()
+if backend == "ours":
+    batches = sft.record_batches(tok, records, batch_size, max_len, seed=seed)
+    history = training.train_lm(model, batches, steps, lr=lr, warmup=warmup, device=dev, log_every=10,
+                                callback=on_step, desc="sft")
+elif backend == "trl":
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
+
+    ds = Dataset.from_list([{"prompt": r.prompt, "completion": r.completion} for r in records])
+    cfg = SFTConfig(output_dir=str(run.path("trl")), max_steps=steps, per_device_train_batch_size=batch_size,
+                    learning_rate=lr, warmup_steps=warmup, lr_scheduler_type="cosine", logging_steps=10,
+                    completion_only_loss=True, max_length=max_len, report_to=[], save_strategy="no",
+                    bf16=dev == "cuda", seed=seed)
+    trainer = SFTTrainer(model=model, args=cfg, train_dataset=ds, processing_class=tok)
+    trainer.train()
+    history = [{"step": h["step"], "loss": h["loss"]} for h in trainer.state.log_history if "loss" in h]
+    model.eval()
+    on_step(steps, history[-1]["loss"] if history else float("nan"))
+else:
+    raise ValueError(f"backend={backend!r}: valid values are 'ours', 'trl'")
+train_s = time.time() - t0
+hist = pd.DataFrame(history)
+
+fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
+axes[0].plot(hist["step"], hist["loss"])
+axes[0].set(xlabel="step", ylabel="train loss (answer tokens)", title="SFT loss")
+if curve:
+    cdf = pd.DataFrame(curve)
+    axes[1].plot(cdf["step"], cdf["accuracy"], marker="o")
+axes[1].set(xlabel="step", ylabel="greedy CoT accuracy", title=f"toy test ({eval_items} items)", ylim=(0, 1))
+fig.tight_layout()
+run.savefig(fig, "sft_curves.png")
+plt.show()
+run.log(steps=steps, train_seconds=round(train_s, 1), model=summary, init_from=init_src,
+        n_examples=len(records), format_counts=fmt_counts.to_dict(), loss_curve=history, accuracy_curve=curve)
+
+# %% [markdown]
+# ## The instruct checkpoint
+# Saved atomically with its tokenizer; 06 and 07 load it with `run.sibling("05_sft") / "checkpoint"`.
+
+# %%
+ckpt = training.save_checkpoint(run.path("checkpoint"), model, tok, state={"step": steps, "notebook": "05_sft"})
+print("saved", ckpt)
+
+# %% [markdown]
+# ## Evaluation
+# Greedy accuracy in each format (the paper's Table 5 reports the instruct model with CoT and with tool use);
+# PoT programs and tool calls run in the sandbox. Then Maj@K and Pass@K from `k_samples` samples at
+# temperature `temperature` — the SFT baseline of Figure 7 that 07 compares the RL model against.
+
+# %%
+if gen_backend == "vllm":
+    from dsm_utils.generation import VLLMGenerator
+
+    del model
+    torch.cuda.empty_cache()
+    gen = VLLMGenerator(str(ckpt))
+else:
+    gen = make_generator(model)
+
+rows, greedy = [], {}
+for fmt in (sft.FORMATS if data == "toy" else ("cot",)):
+    for name, items in (("toy", test_items), ("toy_ood", ood_items)):
+        res = evaluation.evaluate(gen, items, sft.EVAL_MODES[fmt], max_new_tokens=max_new_tokens,
+                                  progress=False)
+        m = res.metrics
+        rows.append({"format": fmt, "benchmark": name, "accuracy": m["accuracy"], "items": m["n_items"],
+                     "no_answer": m["n_no_answer"], "sandbox_errors": m["n_sandbox_errors"]})
+        greedy[f"{fmt}_{name}"] = m["accuracy"]
+        if fmt == "cot" and name == "toy":
+            sample_rec = res.records
+greedy_df = pd.DataFrame(rows)
+display(greedy_df.pivot(index="format", columns="benchmark", values="accuracy").round(3))
+display(sample_rec[["reference", "completion", "correct"]].head(5))
+if "level" in sample_rec and sample_rec["level"].notna().any():
+    display(sample_rec.groupby("level")["correct"].agg(["mean", "count"]).rename(
+        columns={"mean": "accuracy"}).rename_axis("steps in the problem"))
+run.log(greedy=greedy, greedy_table=rows, greedy_cot_accuracy=greedy.get("cot_toy"),
+        greedy_pot_accuracy=greedy.get("pot_toy"), greedy_tool_accuracy=greedy.get("tool_toy"))
+
+# %%
+kres = evaluation.evaluate(gen, test_items[:n_k_items], "zero_shot_cot", n_samples=k_samples,
+                           temperature=temperature, max_new_tokens=max_new_tokens, seed=seed,
+                           k_values=[1, 2, 4, 8, 16], progress=True)
+maj, pas = kres.metrics["maj_curve"], kres.metrics["pass_curve"]
+kdf = pd.DataFrame({"K": list(maj), "Maj@K": list(maj.values()), "Pass@K": [pas[k] for k in maj]})
+display(kdf.set_index("K").round(3).T)
+fig, ax = plt.subplots(figsize=(5, 3.5))
+ax.plot(kdf["K"], kdf["Maj@K"], marker="o", label="Maj@K")
+ax.plot(kdf["K"], kdf["Pass@K"], marker="s", label="Pass@K")
+ax.set(xscale="log", xlabel="K (samples)", ylabel="accuracy", title=f"SFT model, toy test, T={temperature}")
+ax.set_xticks(kdf["K"].tolist(), [str(k) for k in kdf["K"]])
+ax.legend()
+run.savefig(fig, "maj_pass_at_k.png")
+plt.show()
+run.log(maj_at_k={str(k): v for k, v in maj.items()}, pass_at_k={str(k): v for k, v in pas.items()},
+        k_samples=k_samples, temperature=temperature, sample_accuracy=kres.metrics["sample_accuracy"],
+        total_seconds=round(time.time() - t_start, 1))
+
+# %% [markdown]
+# ## Summary
+# The numbers the later notebooks and the final tables read from `metrics.json`: greedy accuracy per format,
+# Maj@K / Pass@K of the SFT model, the training curve, the step count and the parameters.
+
+# %%
+pd.Series({"params (M)": summary["params_m"], "steps": steps, "train s": round(train_s),
+           "greedy CoT (toy)": greedy.get("cot_toy"), "greedy PoT (toy)": greedy.get("pot_toy"),
+           "greedy tool (toy)": greedy.get("tool_toy"), "greedy CoT (OOD)": greedy.get("cot_toy_ood"),
+           f"Maj@{k_samples}": maj[k_samples], f"Pass@{k_samples}": pas[k_samples]}).to_frame("value")
