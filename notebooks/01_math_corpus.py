@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -36,11 +38,11 @@
 
 # %% tags=["parameters"]
 run_dir = "runs/local/01_math_corpus"  # the runner sets runs/<profile>/01_math_corpus
-data_dir = ""  # "" = $DSM_DATA_DIR, else ./data
+data_dir = ""  # empty: $DSM_DATA_DIR, else ./data
 seed = 0
 warc_folder = "web/minicc"  # relative to data_dir, or absolute / s3:// path of CC WARC files
 warc_glob = "*.warc.gz"  # WarcReader opens every file otherwise (labels.tsv would fail)
-max_pages_per_task = -1  # WarcReader limit per task (-1 = all)
+max_pages_per_task = -1  # WarcReader limit per task, -1 for all
 extractor = "auto"  # "resiliparse" | "trafilatura" | "auto" (resiliparse when installed)
 seed_glob = "web/math_qa/*.jsonl"  # seed pages (StackExchange threads)
 seed_hub_id = ""  # e.g. "open-web-math/open-web-math": overrides seed_glob
