@@ -174,6 +174,7 @@ def chat_prompt(question: str, instruction: str = INSTRUCTION) -> str:
 
 # ---------------------------------------------------------------- step checker (the rule-based reward)
 
+_OP_CANON = {"+": "+", "-": "-", "*": "*", "x": "*", "×": "*", "/": "/", "÷": "/"}
 _EQ = re.compile(r"(-?\d+(?:\.\d+)?)\s*([-+*/x×÷])\s*(-?\d+(?:\.\d+)?)\s*=\s*(-?\d+(?:\.\d+)?)")
 _BOXED = re.compile(r"\\boxed\{([^{}]*)\}")
 
@@ -227,8 +228,8 @@ def check_solution(text: str, problem: Problem) -> SolutionCheck:
     """Check a CoT solution line by line against ``problem``.
 
     A step (a line holding an equation ``a op b = c``) is right when the equation is arithmetically true
-    and its result is the reference's value after that step (the k-th equation against the k-th reference
-    step), so a true equation on the wrong quantities is still a wrong step. The line with the final
+    and it is the reference's k-th step (same operation, same operands — either order for ``+``/``*`` —
+    same result), so a true equation on the wrong quantities is still a wrong step. The line with the final
     ``\\boxed{}`` is a step too: right when the boxed value equals the answer. The outcome is right when
     the boxed answer equals the reference answer.
     """
@@ -250,7 +251,11 @@ def check_solution(text: str, problem: Problem) -> SolutionCheck:
             except (ValueError, ZeroDivisionError):
                 ok = False
             if k < len(problem.steps):
-                ok = ok and _num(c) == problem.steps[k].result
+                ref = problem.steps[k]
+                ops = (_num(a), _num(b))
+                want = (Fraction(ref.lhs), Fraction(ref.operand))
+                same_operands = ops == want or (ref.op in "+*" and ops == want[::-1])
+                ok = ok and _num(c) == ref.result and same_operands and _OP_CANON.get(op) == ref.op
             else:
                 ok = False  # more steps than the problem has
             steps.append(StepCheck(start, end, line, ok))

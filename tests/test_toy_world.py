@@ -45,12 +45,17 @@ def test_step_checker_flags_the_wrong_step():
     assert chk.step_rewards[0] == 0.0 and chk.step_rewards[1] == 1.0 and chk.correct
     # a true equation on the wrong quantities is still a wrong step
     lines = p.cot.split("\n")
-    lines[0] = "2 + 2 = 4"
+    lines[0] = f"{s0.result - 1} + 1 = {s0.result}" if s0.op != "+" or s0.operand != 1 else f"{s0.result} * 1 = {s0.result}"
     assert problems.check_solution("\n".join(lines), p).step_rewards[0] == 0.0
     wrong = p.cot.replace(f"\\boxed{{{p.answer}}}", f"\\boxed{{{int(p.answer) + 1}}}")
     chk = problems.check_solution(wrong, p)
     assert not chk.correct and chk.step_rewards[-1] == 0.0
     assert problems.outcome_reward("no answer here", p) == 0.0
+    # commutative operands may be swapped
+    if s0.op in "+*":
+        lines = p.cot.split("\n")
+        lines[0] = f"{s0.operand} {s0.op} {s0.lhs} = {s0.result}"
+        assert problems.check_solution("\n".join(lines), p).step_rewards[0] == 1.0
     # spans point at the lines
     text = p.cot
     for st in problems.check_solution(text, p).steps:
