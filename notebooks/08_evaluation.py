@@ -73,6 +73,7 @@ threads = 0  # torch CPU threads (0: leave as is)
 # %%
 import gc
 import re
+import shutil
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -166,19 +167,20 @@ def modes_for(label: str, src: str) -> list[str]:
 item_cache = {b: bm.load_benchmark(b, limit=limit, data_dir=data_dir or None) for b in benchmarks}
 rows, curves = [], {}
 records_dir = run.path("records")
-records_dir.mkdir(exist_ok=True)
+shutil.rmtree(records_dir, ignore_errors=True)  # records of an earlier run must not mix with these
+records_dir.mkdir()
 for label, src in models:
     gen, tok = open_generator(src)
     for mode in modes_for(label, src):
+        # One call per mode over all benchmarks: bigger batches, one sandbox pool; metrics are split afterwards.
+        all_items = [it for b in benchmarks for it in item_cache[b]]
+        res = ev.evaluate(gen, all_items, mode, max_new_tokens=max_new_tokens, compat=compat, seed=seed,
+                          n_shot=n_shot, max_tool_rounds=max_tool_rounds, sandbox_timeout_s=sandbox_timeout_s,
+                          data_dir=data_dir or None, progress=True)
+        safe = re.sub(r"[^\w.-]+", "_", label)
+        res.records.to_json(records_dir / f"{safe}__{mode}.jsonl", orient="records", lines=True, force_ascii=False)
         for b in benchmarks:
-            res = ev.evaluate(gen, item_cache[b], mode, max_new_tokens=max_new_tokens, compat=compat, seed=seed,
-                              n_shot=n_shot,
-                              max_tool_rounds=max_tool_rounds, sandbox_timeout_s=sandbox_timeout_s,
-                              data_dir=data_dir or None, progress=True)
-            safe = re.sub(r"[^\w.-]+", "_", label)
-            res.records.to_json(records_dir / f"{safe}__{b}__{mode}.jsonl", orient="records", lines=True,
-                                force_ascii=False)
-            m = res.metrics
+            m = ev.summarize(res.records[res.records["benchmark"] == b], n_samples=1)
             rows.append({"model": label, "source": src, "benchmark": b, "mode": mode, "n_items": m["n_items"],
                          "accuracy": m["accuracy"], "mean_tokens": m["mean_completion_tokens"],
                          "no_answer": m["n_no_answer"], "grade_timeouts": m["n_grade_timeouts"],
