@@ -266,6 +266,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", default="", help="comma-separated notebook numbers or names, e.g. 05,06")
     ap.add_argument("--set", dest="sets", action="append", default=[], metavar="NB.KEY=VALUE",
                     help="override a parameter, e.g. --set 05_sft.steps=100 (repeatable)")
+    ap.add_argument("--runs-dir", default=str(RUNS_DIR), help="where run folders go (default runs/)")
     ap.add_argument("--dry-run", action="store_true", help="validate and print the resolved parameters only")
     ap.add_argument("--log-output", action="store_true", help="stream the notebooks' output")
     args = ap.parse_args(argv)
@@ -273,14 +274,15 @@ def main(argv: list[str] | None = None) -> int:
         notebooks = discover(args.only.split(",") if args.only else None)
         if not notebooks:
             raise ParameterError(f"no numbered notebooks found in {NOTEBOOK_DIR}")
-        plan = resolve(args.profile, notebooks, parse_sets(args.sets))
+        runs_dir = Path(args.runs_dir).resolve()
+        plan = resolve(args.profile, notebooks, parse_sets(args.sets), runs_dir=runs_dir)
     except ParameterError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if args.dry_run:
         print(json.dumps({nb.name: p for nb, p in plan}, indent=2))
         return 0
-    return execute(plan, args.profile, log_output=args.log_output)
+    return execute(plan, args.profile, runs_dir=runs_dir, log_output=args.log_output)
 
 
 if __name__ == "__main__":
