@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -31,12 +33,12 @@ tokenizer_vocab = 2048
 tokenizer_problems = 3000  # generated problems in the tokenizer's training text
 tokenizer_code_chars = 400000  # characters of Python stdlib source in it
 sanity_model = "llama-1m"
-sanity_steps = 250
+sanity_steps = 400
 sanity_batch = 32
 sanity_lr = 0.003
 sanity_train_problems = 5000
 sanity_eval_problems = 100
-min_accuracy = 0.3  # the sanity model must reach this greedy accuracy on 1-step problems
+min_accuracy = 0.15  # the sanity model must reach this greedy accuracy on 1-step problems (chance is ~3 %)
 
 # %%
 import platform
