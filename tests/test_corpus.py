@@ -50,19 +50,18 @@ def test_minhash_near_dup():
 
 
 # ---------------------------------------------------------------- classifier
-def test_classifier_train_and_score(tmp_path):
-    # varied vocabularies (a handful of repeated words makes fastText diverge, which is not what we test)
-    rng = np.random.default_rng(0)
-    math_words = [f"theorem{i}" for i in range(200)] + "integral matrix eigenvalue prime proof".split()
-    web_words = [f"hotel{i}" for i in range(200)] + "recipe football movie travel news".split()
-    common = [f"the{i}" for i in range(200)]
-    pos = [" ".join(rng.choice(math_words + common, 60)) for _ in range(100)]
-    neg = [" ".join(rng.choice(web_words + common, 60)) for _ in range(100)]
-    params = corpus.FastTextParams(dim=16, lr=0.5, word_ngrams=1, min_count=1, epoch=20, bucket=1000)
-    model = corpus.train_classifier(pos, neg, tmp_path / "m.bin", params)
-    assert (tmp_path / "m.bin").exists() and (tmp_path / "m.bin").stat().st_size < 1_000_000
-    s = corpus.math_scores(model, ["the integral of a matrix eigenvalue proof", "hotel recipe and football news"])
-    assert s[0] > 0.6 and s[1] < 0.4, s
+def test_classifier_train_and_score(tmp_path, data_root):
+    """Tiny real sample: train on half the seed threads vs half the CC pages, score the other halves.
+    (Synthetic bag-of-random-words data makes this fastText build diverge to NaN, so real text it is.)"""
+    seed = corpus.load_math_qa_seed(sorted((data_root / "web/math_qa").glob("*.jsonl")))
+    neg = corpus.load_text_records(sorted((data_root / "web/cc_wet_text").glob("*.jsonl.gz")))
+    pos, ng = [s["text"] for s in seed], [n["text"] for n in neg]
+    params = corpus.FastTextParams(dim=16, lr=0.1, word_ngrams=1, min_count=2, epoch=5, bucket=10_000)
+    model = corpus.train_classifier(pos[::2], ng[::2], tmp_path / "m.bin", params)
+    assert (tmp_path / "m.bin").exists() and (tmp_path / "m.bin").stat().st_size < 5_000_000
+    s1, s0 = corpus.math_scores(model, pos[1::2]), corpus.math_scores(model, ng[1::2])
+    auc = (s1[:, None] > s0[None, :]).mean()
+    assert auc > 0.85, auc
     with pytest.raises(ValueError, match="positives and negatives"):
         corpus.train_classifier(pos, [], tmp_path / "x.bin", params)
 
@@ -166,8 +165,7 @@ def test_decont_drops_planted_10gram_page():
 def test_decont_numbers_not_normalised():
     idx = _index()
     zeros = _page("https://x.org/m", "A = [" + " ".join(["0"] * 100) + "]\n" + "| 0 | 0 | 0 |\n" * 20)
-    other_numbers = _page("https://x.org/n", "Janet's ducks lay 99 eggs per day. She eats three for breakfast "
-                                             "every morning.")
+    other_numbers = _page("https://x.org/n", "Janet's ducks lay 99 eggs per day. She eats")  # 16 -> 99
     kept, dropped = decontaminate([zeros, other_numbers], idx)
     assert dropped == [] and len(kept) == 2
 
