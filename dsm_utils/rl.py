@@ -252,13 +252,17 @@ def table10():
 
 
 def token_logprobs(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, completion_mask: torch.Tensor,
-                   temperature: float = 1.0) -> torch.Tensor:
+                   temperature: float = 1.0, group_size: int = 1) -> torch.Tensor:
     """``[N, T]`` log-probs of the last ``T = completion_mask.shape[1]`` tokens of ``input_ids`` (the completion).
 
     Only the completion's logits are materialised (``logits_to_keep``); position ids follow the attention mask
-    so left-padded prompts see the same positions as in sampling.
+    so left-padded prompts see the same positions as in sampling. ``group_size=G > 1`` says rows come in groups
+    of G sharing one prompt (GRPO's layout): the prompt is then run once per group and its KV cache shared by
+    the G completions (same values, fewer tokens through the model; gradients flow through the shared prompt).
     """
     t_len = completion_mask.shape[1]
+    if group_size > 1:
+        return _grouped_logprobs(model, input_ids, attention_mask, t_len, temperature, group_size)
     pos = (attention_mask.cumsum(-1) - 1).clamp(min=0)
     logits = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=pos,
                    logits_to_keep=t_len + 1, use_cache=False).logits[:, :-1].float()
@@ -268,12 +272,38 @@ def token_logprobs(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
     return torch.gather(logits.log_softmax(-1), -1, tgt[..., None]).squeeze(-1)
 
 
+def _grouped_logprobs(model, input_ids, attention_mask, t_len, temperature, g):
+    from transformers import DynamicCache
+
+    n, total = input_ids.shape
+    if n % g:
+        raise ValueError(f"token_logprobs: {n} rows is not a multiple of group_size={g}")
+    lp = total - t_len
+    p_ids, p_att = input_ids[::g, :lp], attention_mask[::g, :lp]
+    if not (torch.equal(input_ids[:, :lp], p_ids.repeat_interleave(g, 0))
+            and torch.equal(attention_mask[:, :lp], p_att.repeat_interleave(g, 0))):
+        raise ValueError("token_logprobs(group_size>1): rows of a group must share the same prompt")
+    cache = DynamicCache()
+    pos = (p_att.cumsum(-1) - 1).clamp(min=0)
+    out = model(input_ids=p_ids, attention_mask=p_att, position_ids=pos, past_key_values=cache, use_cache=True,
+                logits_to_keep=1)
+    first = out.logits[:, -1:].repeat_interleave(g, 0)
+    cache.batch_repeat_interleave(g)
+    c_pos = pos[:, -1:].repeat_interleave(g, 0) + torch.arange(1, t_len + 1)[None, :]
+    rest = model(input_ids=input_ids[:, lp:], attention_mask=attention_mask, position_ids=c_pos,
+                 past_key_values=cache, use_cache=True).logits[:, :-1]
+    logits = torch.cat([first, rest], 1).float()
+    if temperature != 1.0:
+        logits = logits / temperature
+    return torch.gather(logits.log_softmax(-1), -1, input_ids[:, lp:, None]).squeeze(-1)
+
+
 def derive_seed(*parts) -> int:
     """A stable 31-bit seed from (seed, step, ...): sampling at a step does not depend on what ran before."""
     return zlib.crc32(":".join(map(str, parts)).encode()) & 0x7FFFFFFF
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def sample(model, tokenizer, prompts: Sequence[str], n: int = 1, max_new_tokens: int = 64, temperature: float = 1.0,
            seed: int = 0) -> list[list[int]]:
     """``n`` completions per prompt (groups contiguous), as token-id lists ending with EOS when it was sampled.
@@ -288,18 +318,22 @@ def sample(model, tokenizer, prompts: Sequence[str], n: int = 1, max_new_tokens:
     dev = next(model.parameters()).device
     tokenizer.padding_side = "left"
     enc = tokenizer(list(prompts), return_tensors="pt", padding=True, add_special_tokens=False).to(dev)
-    ids = enc["input_ids"].repeat_interleave(n, 0)
-    att = enc["attention_mask"].repeat_interleave(n, 0)
+    ids, att = enc["input_ids"], enc["attention_mask"]
     gen = torch.Generator(device=dev).manual_seed(int(seed))
     eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
     cache = DynamicCache()
     pos = (att.cumsum(-1) - 1).clamp(min=0)
+    # prefill each prompt once, then give each of its n samples a copy of the KV cache
     out = model(input_ids=ids, attention_mask=att, position_ids=pos, past_key_values=cache, use_cache=True,
                 logits_to_keep=1)
-    done = torch.zeros(ids.shape[0], dtype=torch.bool, device=dev)
+    logits = out.logits[:, -1].float().repeat_interleave(n, 0)
+    cache.batch_repeat_interleave(n)
+    att, pos = att.repeat_interleave(n, 0), pos.repeat_interleave(n, 0)
+    done = torch.zeros(att.shape[0], dtype=torch.bool, device=dev)
     new = []
-    for _ in range(max_new_tokens):
-        logits = out.logits[:, -1].float()
+    for step in range(max_new_tokens):
+        if step:
+            logits = out.logits[:, -1].float()
         if temperature > 0:
             nxt = torch.multinomial(torch.softmax(logits / temperature, -1), 1, generator=gen).squeeze(1)
         else:
@@ -513,14 +547,15 @@ def train(method_name: str, policy, ref_model, tokenizer, problems: Sequence[P.P
         else:
             b = make_batch(tokenizer, rep_prompts, comp)
             mask = b.completion_mask.float()
+            gs = g if m.name != "DPO" else 1  # rows come in groups of g sharing a prompt: share its KV cache
             ref_logp = old_logp = values = None
             with torch.no_grad():
                 if ref_model is not None and (m.name in ("DPO", "PPO") or (m.name == "GRPO" and cfg.beta)):
                     ref_logp = token_logprobs(ref_model, b.input_ids, b.attention_mask, b.completion_mask,
-                                              cfg.temperature)
+                                              cfg.temperature, gs)
                 if m.loss == "clipped" and (cfg.mu > 1 or m.name == "PPO"):
                     old_logp = token_logprobs(policy, b.input_ids, b.attention_mask, b.completion_mask,
-                                              cfg.temperature)
+                                              cfg.temperature, gs)
                 if m.name == "PPO":
                     from . import reward_models
                     values = reward_models.token_values(value_model, b.input_ids, b.attention_mask,
@@ -536,7 +571,7 @@ def train(method_name: str, policy, ref_model, tokenizer, problems: Sequence[P.P
                 returns = adv + values
             stats: dict = {}
             for _ in range(cfg.mu):
-                logp = token_logprobs(policy, b.input_ids, b.attention_mask, b.completion_mask, cfg.temperature)
+                logp = token_logprobs(policy, b.input_ids, b.attention_mask, b.completion_mask, cfg.temperature, gs)
                 if m.loss == "clipped":
                     old = old_logp if old_logp is not None else logp.detach()
                     loss, stats = grpo_loss(logp, old, ref_logp, adv, mask,

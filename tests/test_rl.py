@@ -238,6 +238,27 @@ def test_sampler_greedy_matches_generate_and_step_token_ends(tok, tiny):
         assert len(tok.decode(ids[:k])) < s.end
 
 
+def test_grouped_logprobs_share_the_prompt_exactly(tok, tiny):
+    """token_logprobs(group_size=G) (prompt run once, KV cache shared) = the plain per-row computation."""
+    ps = P.generate(2, seed=6)
+    prompts = [P.chat_prompt(p.question) for p in ps]
+    comp = rl.sample(tiny, tok, prompts, n=3, max_new_tokens=10, seed=2)
+    comp[1] = comp[1][:4]  # uneven completion lengths
+    b = rl.make_batch(tok, [p for p in prompts for _ in range(3)], comp)
+    m1, m2 = copy.deepcopy(tiny), copy.deepcopy(tiny)
+    a = rl.token_logprobs(m1, b.input_ids, b.attention_mask, b.completion_mask)
+    c = rl.token_logprobs(m2, b.input_ids, b.attention_mask, b.completion_mask, group_size=3)
+    mask = b.completion_mask.bool()
+    assert torch.allclose(a[mask], c[mask], atol=1e-5)
+    (a * mask).sum().backward()
+    (c * mask).sum().backward()
+    g2 = dict(m2.named_parameters())
+    for name, p in m1.named_parameters():
+        assert torch.allclose(p.grad, g2[name].grad, atol=1e-4, rtol=1e-4), name
+    with pytest.raises(ValueError):
+        rl.token_logprobs(m1, b.input_ids, b.attention_mask, b.completion_mask, group_size=2)
+
+
 def test_every_method_trains_one_step(tok, tiny):
     from dsm_utils import reward_models as R
 
