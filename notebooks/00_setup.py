@@ -24,7 +24,7 @@
 
 # %% tags=["parameters"]
 run_dir = "runs/local/00_setup"  # the runner sets runs/<profile>/00_setup
-data_dir = ""  # "" = $DSM_DATA_DIR, else ./data
+data_dir = ""  # empty: $DSM_DATA_DIR, else ./data
 seed = 0
 device = "auto"
 threads = 2
