@@ -46,23 +46,23 @@
 
 # %% tags=["parameters"]
 run_dir = "runs/local/05_sft"  # the runner sets runs/<profile>/05_sft
-data_dir = ""  # empty: $DSM_DATA_DIR, else ./data
+data_dir = ""  # empty = $DSM_DATA_DIR, else ./data
 seed = 0
 device = "auto"
-threads = 1  # torch CPU threads (0: leave as is); 1 avoids oversubscription on shared cores
+threads = 1  # torch CPU threads (0 = leave as is); 1 avoids oversubscription on shared cores
 init_from = "llama-1m"  # toy name (from scratch), a checkpoint folder (e.g. a pre-trained toy run) or a hub id
-tokenizer_name = ""  # empty: the checkpoint's own tokenizer, or the toy tokenizer for toy names
-data = "toy"  # "toy": generated word problems; "real": GSM8K + MATH train solutions (CoT)
+tokenizer_name = ""  # empty = the checkpoint's own tokenizer, or the toy tokenizer for toy names
+data = "toy"  # "toy" = generated word problems; "real" = GSM8K + MATH train solutions (CoT)
 n_train = 20000  # toy problems to generate for SFT
-max_real_examples = 0  # "real": cap on GSM8K+MATH examples (0: all)
+max_real_examples = 0  # "real" = cap on GSM8K+MATH examples (0 = all)
 format_mix = {"cot": 0.6, "pot": 0.2, "tool": 0.2}  # share of each solution format
 steps = 300
 batch_size = 32
 lr = 3e-3
 warmup = 20
 max_len = 192
-backend = "ours"  # "ours": training.train_lm; "trl": TRL SFTTrainer (gpu)
-eval_every = 50  # greedy CoT accuracy on eval_items test problems during training (0: off)
+backend = "ours"  # "ours" = training.train_lm; "trl" = TRL SFTTrainer (gpu)
+eval_every = 50  # greedy CoT accuracy on eval_items test problems during training (0 = off)
 eval_items = 100
 n_test = 200  # toy test items for the final evaluation (in-distribution)
 n_test_ood = 100  # toy_ood items

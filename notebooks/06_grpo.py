@@ -56,20 +56,20 @@
 
 # %% tags=["parameters"]
 run_dir = "runs/local/06_grpo"  # the runner sets runs/<profile>/06_grpo
-data_dir = ""  # empty: $DSM_DATA_DIR, else ./data
+data_dir = ""  # empty = $DSM_DATA_DIR, else ./data
 seed = 0
 device = "auto"
-threads = 1  # torch CPU threads (0: leave as is)
-sft_checkpoint = ""  # empty: this profile's 05_sft/checkpoint
-fallback_sft_steps = 200  # when no 05 checkpoint exists: a quick inline SFT (same code as 05)
-data = "toy"  # "toy": generated problems; "real": GSM8K train questions (backend "trl" only)
+threads = 1  # torch CPU threads (0 = leave as is)
+sft_checkpoint = ""  # empty = this profile's 05_sft/checkpoint
+fallback_sft_steps = 200  # when no 05 checkpoint exists = a quick inline SFT (same code as 05)
+data = "toy"  # "toy" = generated problems; "real" = GSM8K train questions (backend "trl" only)
 n_questions = 2000  # RL question pool
 steps = 30  # GRPO steps per variant
 group_size = 8  # G
 questions_per_step = 4
 lr = 0.0001
 beta = 0.04
-mu = 1  # policy updates per sampling round (the paper: 1)
+mu = 1  # policy updates per sampling round (the paper = 1)
 max_new_tokens = 64
 temperature = 1.0
 eval_every = 10
@@ -78,15 +78,15 @@ n_eval_ood = 50  # toy_ood items
 eval_max_new_tokens = 96
 eval_batch_size = 100
 variants = ["os_rule", "os_orm", "ps_rule", "ps_prm"]
-rm_questions = 128  # reward-model data: questions x samples from the SFT model
+rm_questions = 128  # reward-model data = questions x samples from the SFT model
 rm_samples = 4
 rm_steps = 150
 rm_lr = 0.0003
-iterations = 2  # iterative GRPO (0: skip)
+iterations = 2  # iterative GRPO (0 = skip)
 iter_steps = 15  # GRPO steps per iteration
 save_variant = "os_rule"  # which policy becomes runs/<profile>/06_grpo/checkpoint
-backend = "ours"  # "ours": dsm_utils.rl; "trl": TRL GRPOTrainer for outcome supervision (gpu/cluster)
-use_vllm = False  # backend "trl": generate with vLLM (colocate)
+backend = "ours"  # "ours" = dsm_utils.rl; "trl" = TRL GRPOTrainer for outcome supervision (gpu/cluster)
+use_vllm = False  # backend "trl" = generate with vLLM (colocate)
 
 # %%
 import copy
