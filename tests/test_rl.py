@@ -310,3 +310,17 @@ def test_resume_after_kill_matches_uninterrupted_run(tok, tiny, tmp_path):
         assert a.keys() == b.keys()
         for k in a:
             assert a[k] == pytest.approx(b[k], abs=1e-6), (a["step"], k)
+
+
+def test_iterative_grpo_updates_rm_and_runs_each_iteration(tok, tiny):
+    from dsm_utils import reward_models as R
+
+    probs = P.generate(6, seed=8)
+    rm = R.make_reward_model(tiny, seed=1)
+    head0 = rm.head.weight.detach().clone()
+    old = R.build_rm_dataset(probs[:2], [p.cot for p in probs[:2]], kind="outcome")
+    cfg = rl.GRPOConfig(group_size=2, questions_per_step=2, steps=1, max_new_tokens=8, lr=1e-3, reward="model")
+    rows = rl.iterative_grpo(copy.deepcopy(tiny), tok, probs, cfg, reward_model=rm, rm_dataset=old, iterations=2,
+                             rm_questions=2, rm_samples_per_question=2, rm_steps=2, rm_lr=1e-3, progress=False)
+    assert [r["iteration"] for r in rows] == [0, 1]
+    assert not torch.equal(rm.head.weight, head0)
