@@ -311,7 +311,7 @@ def sample(model, tokenizer, prompts: Sequence[str], n: int = 1, max_new_tokens:
     A plain KV-cache decoding loop with its own ``torch.Generator``: no global RNG is touched, and on a tiny model
     it avoids most of ``generate``'s per-token overhead. ``temperature=0`` is greedy.
     """
-    from transformers import DynamicCache
+    from transformers import StaticCache
 
     was_training = model.training
     model.eval()
@@ -321,14 +321,20 @@ def sample(model, tokenizer, prompts: Sequence[str], n: int = 1, max_new_tokens:
     ids, att = enc["input_ids"], enc["attention_mask"]
     gen = torch.Generator(device=dev).manual_seed(int(seed))
     eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
-    cache = DynamicCache()
+    lp = ids.shape[1]
+    # a static cache: no per-token concatenation of the keys/values
+    cache = StaticCache(config=model.config, max_cache_len=lp + max_new_tokens)
     pos = (att.cumsum(-1) - 1).clamp(min=0)
     # prefill each prompt once, then give each of its n samples a copy of the KV cache
     out = model(input_ids=ids, attention_mask=att, position_ids=pos, past_key_values=cache, use_cache=True,
-                logits_to_keep=1)
+                logits_to_keep=1, cache_position=torch.arange(lp, device=dev))
     logits = out.logits[:, -1].float().repeat_interleave(n, 0)
-    cache.batch_repeat_interleave(n)
-    att, pos = att.repeat_interleave(n, 0), pos.repeat_interleave(n, 0)
+    for layer in cache.layers:  # (StaticLayer has no batch_repeat_interleave)
+        layer.keys, layer.values = layer.keys.repeat_interleave(n, 0), layer.values.repeat_interleave(n, 0)
+        layer.batch_size = layer.keys.shape[0]
+    pos = pos.repeat_interleave(n, 0)
+    att = torch.cat([att.repeat_interleave(n, 0), torch.ones(len(pos), max_new_tokens, dtype=att.dtype, device=dev)],
+                    1)
     done = torch.zeros(att.shape[0], dtype=torch.bool, device=dev)
     new = []
     for step in range(max_new_tokens):
@@ -343,10 +349,9 @@ def sample(model, tokenizer, prompts: Sequence[str], n: int = 1, max_new_tokens:
         done = done | (nxt == eos)
         if bool(done.all()) or len(new) == max_new_tokens:
             break
-        att = torch.cat([att, torch.ones_like(att[:, :1])], 1)
         pos = pos[:, -1:] + 1
         out = model(input_ids=nxt[:, None], attention_mask=att, position_ids=pos, past_key_values=cache,
-                    use_cache=True)
+                    use_cache=True, cache_position=torch.tensor([lp + step], device=dev))
     model.train(was_training)
     rows = torch.stack(new, 1).tolist()
     result = []
