@@ -4,7 +4,10 @@ Both run the paper's loss settings (per-sequence averaging, group std scaling, Î
 (TRL without vLLM). Each does a few warmup steps, then ``--steps`` timed steps (sampling + reward + update);
 completions per second = completions in the timed steps / their wall time. Last line: one JSON object.
 
-    .venv/bin/python bench/grpo_vs_trl.py [--model llama-1m] [--group-size 8] [--questions 4] [--max-new 32]
+    .venv/bin/python bench/grpo_vs_trl.py [--model llama-1m] [--group-size 8] [--questions 4] [--max-new 32] [--threads 1]
+
+One thread by default: on the shared 2-core machine two threads per process oversubscribe the cores and make
+both timings noisy.
 """
 from __future__ import annotations
 
