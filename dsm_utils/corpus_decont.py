@@ -112,22 +112,27 @@ class DecontIndex:
     items: list[BenchItem] = field(default_factory=list)
     # window length -> sorted hashes, and hash -> item index (for reporting which item matched)
     _sorted: dict[int, np.ndarray] = field(default_factory=dict)
-    _owner: dict[int, dict[int, int]] = field(default_factory=dict)
+    _owner: dict[int, np.ndarray] = field(default_factory=dict)  # item index of each sorted hash
 
     @classmethod
     def build(cls, items: list[BenchItem], n: int = 10, min_len: int = 3) -> "DecontIndex":
         idx = cls(n=n, min_len=min_len, items=list(items))
-        owner: dict[int, dict[int, int]] = {}
+        hashes: dict[int, list[np.ndarray]] = {}
+        owners: dict[int, list[np.ndarray]] = {}
         for k, it in enumerate(idx.items):
             ids = _token_ids(decont_tokens(it.text))
             if len(ids) >= n:
                 hs = _window_hashes(ids, n)[n]
-                owner.setdefault(n, {}).update({int(h): k for h in hs})
             elif len(ids) >= min_len:  # short text: the whole text is one "gram" of its own length
-                h = _window_hashes(ids, len(ids))[len(ids)][0]
-                owner.setdefault(len(ids), {})[int(h)] = k
-        idx._owner = owner
-        idx._sorted = {L: np.array(sorted(d), dtype=np.uint64) for L, d in owner.items()}
+                hs = _window_hashes(ids, len(ids))[len(ids)][:1]
+            else:
+                continue
+            hashes.setdefault(len(ids) if len(ids) < n else n, []).append(hs)
+            owners.setdefault(len(ids) if len(ids) < n else n, []).append(np.full(len(hs), k, dtype=np.int64))
+        for L in hashes:  # sorted hashes + the item of each (numpy, not a dict of ~1M Python ints)
+            h, o = np.concatenate(hashes[L]), np.concatenate(owners[L])
+            order = np.argsort(h, kind="stable")
+            idx._sorted[L], idx._owner[L] = h[order], o[order]
         return idx
 
     def match(self, text: str) -> tuple[BenchItem, str] | None:
@@ -145,8 +150,36 @@ class DecontIndex:
             hit = np.flatnonzero(ref[pos] == hs)
             if hit.size:
                 i = int(hit[0])
-                return self.items[self._owner[length][int(hs[i])]], " ".join(toks[i:i + length])
+                return self.items[int(self._owner[length][pos[i]])], " ".join(toks[i:i + length])
         return None
+
+    def flag(self, texts: Iterable[str], progress: bool = False) -> np.ndarray:
+        """Boolean per text: does it contain a benchmark n-gram (or whole short text)? Same rule as :meth:`match`,
+        batched: one ``searchsorted`` per window length over the windows of all texts."""
+        texts = list(texts)
+        if progress:
+            from tqdm.auto import tqdm
+            texts_it = tqdm(texts, desc="decontaminate", unit="page", mininterval=5)
+        else:
+            texts_it = texts
+        per_len: dict[int, list[np.ndarray]] = {L: [] for L in self._sorted}
+        page_of: dict[int, list[np.ndarray]] = {L: [] for L in self._sorted}
+        for i, text in enumerate(texts_it):
+            toks = decont_tokens(text)
+            if len(toks) < self.min_len:
+                continue
+            windows = _window_hashes(_token_ids(toks), self.n)
+            for L in self._sorted:
+                if L in windows:
+                    per_len[L].append(windows[L])
+                    page_of[L].append(np.full(len(windows[L]), i, dtype=np.int64))
+        out = np.zeros(len(texts), dtype=bool)
+        for L, ref in self._sorted.items():
+            if per_len[L]:
+                hs, pages = np.concatenate(per_len[L]), np.concatenate(page_of[L])
+                pos = np.minimum(np.searchsorted(ref, hs), len(ref) - 1)  # (np.isin sorts both: slower here)
+                out[pages[ref[pos] == hs]] = True
+        return out
 
     def sizes(self) -> dict[str, int]:
         return {f"{L}-gram": len(v) for L, v in sorted(self._sorted.items())}
@@ -156,12 +189,9 @@ def decontaminate(pages: list[dict[str, Any]], index: DecontIndex, text_key: str
                   progress: bool = False) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Split ``pages`` into (kept, dropped); each dropped row names the page URL and the benchmark item matched."""
     kept, dropped = [], []
-    it = pages
-    if progress:
-        from tqdm.auto import tqdm
-        it = tqdm(pages, desc="decontaminate", unit="page")
-    for p in it:
-        m = index.match(p[text_key])
+    flagged = index.flag([p[text_key] for p in pages], progress=progress)
+    for p, f in zip(pages, flagged):
+        m = index.match(p[text_key]) if f else None  # only flagged pages pay for the detailed (reporting) match
         if m is None:
             kept.append(p)
         else:
