@@ -173,11 +173,9 @@ print("tokens per example:", lens.describe()[["mean", "50%", "max"]].round(1).to
 # During training the greedy CoT accuracy on `eval_items` held-out toy test problems is tracked.
 
 # %%
-test_items = benchmarks.load_benchmark("toy", limit=n_test)
-ood_items = benchmarks.load_benchmark("toy_ood", limit=n_test_ood)
-if data == "real":
-    test_items = benchmarks.load_benchmark("gsm8k", limit=n_test, data_dir=data_dir or None)
-    ood_items = benchmarks.load_benchmark("math", limit=n_test_ood, data_dir=data_dir or None)
+test_name, ood_name = ("toy", "toy_ood") if data == "toy" else ("gsm8k", "math")
+test_items = benchmarks.load_benchmark(test_name, limit=n_test, data_dir=data_dir or None)
+ood_items = benchmarks.load_benchmark(ood_name, limit=n_test_ood, data_dir=data_dir or None)
 
 
 def make_generator(m):
@@ -265,14 +263,14 @@ else:
 
 rows, greedy = [], {}
 for fmt in (sft.FORMATS if data == "toy" else ("cot",)):
-    for name, items in (("toy", test_items), ("toy_ood", ood_items)):
+    for name, items in ((test_name, test_items), (ood_name, ood_items)):
         res = evaluation.evaluate(gen, items, sft.EVAL_MODES[fmt], max_new_tokens=max_new_tokens,
                                   progress=False)
         m = res.metrics
         rows.append({"format": fmt, "benchmark": name, "accuracy": m["accuracy"], "items": m["n_items"],
                      "no_answer": m["n_no_answer"], "sandbox_errors": m["n_sandbox_errors"]})
         greedy[f"{fmt}_{name}"] = m["accuracy"]
-        if fmt == "cot" and name == "toy":
+        if fmt == "cot" and name == test_name:
             sample_rec = res.records
 greedy_df = pd.DataFrame(rows)
 display(greedy_df.pivot(index="format", columns="benchmark", values="accuracy").round(3))
@@ -280,8 +278,8 @@ display(sample_rec[["reference", "completion", "correct"]].head(5))
 if "level" in sample_rec and sample_rec["level"].notna().any():
     display(sample_rec.groupby("level")["correct"].agg(["mean", "count"]).rename(
         columns={"mean": "accuracy"}).rename_axis("steps in the problem"))
-run.log(greedy=greedy, greedy_table=rows, greedy_cot_accuracy=greedy.get("cot_toy"),
-        greedy_pot_accuracy=greedy.get("pot_toy"), greedy_tool_accuracy=greedy.get("tool_toy"))
+run.log(greedy=greedy, greedy_table=rows, greedy_cot_accuracy=greedy.get(f"cot_{test_name}"),
+        greedy_pot_accuracy=greedy.get(f"pot_{test_name}"), greedy_tool_accuracy=greedy.get(f"tool_{test_name}"))
 
 # %%
 kres = evaluation.evaluate(gen, test_items[:n_k_items], "zero_shot_cot", n_samples=k_samples,
@@ -293,7 +291,7 @@ display(kdf.set_index("K").round(3).T)
 fig, ax = plt.subplots(figsize=(5, 3.5))
 ax.plot(kdf["K"], kdf["Maj@K"], marker="o", label="Maj@K")
 ax.plot(kdf["K"], kdf["Pass@K"], marker="s", label="Pass@K")
-ax.set(xscale="log", xlabel="K (samples)", ylabel="accuracy", title=f"SFT model, toy test, T={temperature}")
+ax.set(xscale="log", xlabel="K (samples)", ylabel="accuracy", title=f"SFT model, {test_name} test, T={temperature}")
 ax.set_xticks(kdf["K"].tolist(), [str(k) for k in kdf["K"]])
 ax.legend()
 run.savefig(fig, "maj_pass_at_k.png")
@@ -309,6 +307,6 @@ run.log(maj_at_k={str(k): v for k, v in maj.items()}, pass_at_k={str(k): v for k
 
 # %%
 pd.Series({"params (M)": summary["params_m"], "steps": steps, "train s": round(train_s),
-           "greedy CoT (toy)": greedy.get("cot_toy"), "greedy PoT (toy)": greedy.get("pot_toy"),
-           "greedy tool (toy)": greedy.get("tool_toy"), "greedy CoT (OOD)": greedy.get("cot_toy_ood"),
+           "greedy CoT (test)": greedy.get(f"cot_{test_name}"), "greedy PoT (test)": greedy.get(f"pot_{test_name}"),
+           "greedy tool (test)": greedy.get(f"tool_{test_name}"), "greedy CoT (OOD)": greedy.get(f"cot_{ood_name}"),
            f"Maj@{k_samples}": maj[k_samples], f"Pass@{k_samples}": pas[k_samples]}).to_frame("value")
