@@ -117,6 +117,32 @@ class Resiliparse(_base_extractor() if PipelineStep is not object else object): 
         return extract_plain_text(text, main_content=self.main_content, preserve_formatting=True,
                                   list_bullets=True, alt_texts=False, links=False, noscript=False)
 
+    def run(self, data, rank: int = 0, world_size: int = 1):
+        """In-process extraction. ``BaseExtractor.run`` ships every page through a pipe to a sandbox process (to
+        enforce the timeout on Python extractors that can hang); for Resiliparse (C++, linear time) that round trip
+        cost 3-8 ms/page here against 1-2 ms for the extraction itself."""
+        from datatrove.utils.typeshelper import StatHints
+
+        for doc in data:
+            self.stat_update(StatHints.total)
+            with self.track_time():
+                try:
+                    doc.text = self.extract(doc.text)
+                    self.stat_update("extracted")
+                except Exception as exc:  # a broken page is skipped, not fatal (as in BaseExtractor)
+                    self.stat_update("clean_error")
+                    if not self._warned_error:
+                        from datatrove.utils.logging import logger
+                        logger.warning(f"resiliparse failed on {doc.id}: {exc!r}; skipping (warned once)")
+                        self._warned_error = True
+                    continue
+            if doc.text:
+                self.stat_update(StatHints.forwarded)
+                self.update_doc_stats(doc)
+                yield doc
+            else:
+                self.stat_update(StatHints.dropped)
+
 
 def default_extractor() -> str:
     """``resiliparse`` when installed (≈10x faster than Trafilatura here), else ``trafilatura``."""
@@ -129,7 +155,7 @@ def default_extractor() -> str:
 
 def extraction_pipeline(warc_folder: str, output_folder: str, glob_pattern: str = "*.warc.gz",
                         limit: int = -1, extractor: str = "auto", extractor_timeout: float = 5.0) -> list:
-    """WARC files -> :class:`MathToTex` -> text extractor -> ``JsonlWriter`` (``${rank}.jsonl.gz``).
+    """WARC files -> :class:`MathToTex` -> text extractor -> ``JsonlWriter`` (``${rank}.jsonl``).
 
     ``glob_pattern`` matters: without it ``WarcReader`` also opens non-WARC files in the folder (``labels.tsv``).
     ``extractor``: ``resiliparse`` (our small datatrove extractor), ``trafilatura`` (datatrove's, run with
@@ -151,7 +177,8 @@ def extraction_pipeline(warc_folder: str, output_folder: str, glob_pattern: str 
         WarcReader(warc_folder, glob_pattern=glob_pattern, limit=limit),
         MathToTex(),
         ex,
-        JsonlWriter(output_folder, output_filename="${rank}.jsonl.gz"),
+        # uncompressed: gzip at datatrove's default level cost ~2 ms/page, as much as the extraction itself
+        JsonlWriter(output_folder, output_filename="${rank}.jsonl", compression=None),
     ]
 
 
@@ -178,6 +205,35 @@ def make_executor(pipeline: list, executor: str = "local", tasks: int = 1, worke
     raise ValueError(f"executor must be 'local', 'ray' or 'slurm', got {executor!r}")
 
 
+RAY_START_ENV = {  # generous start-up timeouts: on a loaded 2-core machine worker start-up alone can exceed 60 s
+    "RAY_raylet_start_wait_time_s": "180",
+    "RAY_worker_register_timeout_seconds": "300",
+    "RAY_gcs_rpc_server_connect_timeout_s": "60",
+}
+
+
+def _ray_ready() -> bool:
+    import ray
+    return ray.is_initialized()
+
+
+def start_local_ray(num_cpus: int = 2, **kw) -> None:
+    """``ray.init`` of a local instance (no dashboard, generous start timeouts from :data:`RAY_START_ENV`).
+
+    Raises ``RuntimeError`` naming the cause (Ray's own message) when Ray cannot start in this environment.
+    """
+    import ray
+
+    for k, v in RAY_START_ENV.items():
+        os.environ.setdefault(k, v)
+    try:
+        ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True,
+                 configure_logging=False, **kw)
+    except Exception as exc:
+        raise RuntimeError(f"a local Ray instance ({num_cpus} CPUs) could not start: {type(exc).__name__}: {exc}"
+                           ) from exc
+
+
 def run_stage(pipeline: list, executor: str = "local", tasks: int = 1, workers: int = 1,
               logging_dir: str | None = None, quiet: bool = True, **kw) -> float:
     """Run one datatrove pipeline to completion; returns wall seconds. Ray is started locally if not running."""
@@ -187,18 +243,17 @@ def run_stage(pipeline: list, executor: str = "local", tasks: int = 1, workers: 
         from datatrove.utils.logging import logger
         logger.remove()
         logger.add(sys.stderr, level="WARNING")
-    if executor == "ray":
-        import ray
-        if not ray.is_initialized():
-            ray.init(num_cpus=max(1, workers), include_dashboard=False, log_to_driver=False)
+    if executor == "ray" and not _ray_ready():
+        start_local_ray(num_cpus=max(1, workers))
     t0 = time.time()
     make_executor(pipeline, executor, tasks, workers, logging_dir, **kw).run()
     return time.time() - t0
 
 
 def read_folder(folder: str | Path) -> list[dict[str, Any]]:
-    """All records of the ``*.jsonl.gz`` files of a datatrove output folder, in rank order."""
-    files = sorted(Path(folder).glob("*.jsonl.gz"), key=lambda p: (len(p.name), p.name))
+    """All records of the ``*.jsonl`` / ``*.jsonl.gz`` files of a datatrove output folder, in rank order."""
+    files = sorted([*Path(folder).glob("*.jsonl"), *Path(folder).glob("*.jsonl.gz")],
+                   key=lambda p: (len(p.name), p.name))
     return [rec for f in files for _, rec in iter_jsonl(f)]
 
 
@@ -246,29 +301,46 @@ _WORDS = re.compile(r"\w+")
 _MASK64 = (1 << 64) - 1
 
 
+def _shingle_hashes(text: str, shingle: int, max_shingles: int) -> np.ndarray:
+    """Distinct uint64 hashes of the word ``shingle``-grams of one page (first ``max_shingles`` only)."""
+    import xxhash
+
+    words = _WORDS.findall(text.lower())[: max_shingles + shingle - 1]
+    if not words:
+        return np.empty(0, dtype=np.uint64)
+    ids = np.fromiter((xxhash.xxh64_intdigest(w) for w in words), dtype=np.uint64, count=len(words))
+    k = min(shingle, len(ids))
+    m = len(ids) - k + 1
+    with np.errstate(over="ignore"):
+        h = ids[:m].copy()
+        for j in range(1, k):
+            h = h * np.uint64(1_000_003) + ids[j: j + m]
+    return np.unique(h)
+
+
 def minhash_signatures(texts: Sequence[str], num_perm: int = 64, shingle: int = 5, seed: int = 0,
                        max_shingles: int = 5000) -> np.ndarray:
     """MinHash signatures (``len(texts) x num_perm`` uint64) of word ``shingle``-grams.
 
     Permutations are ``(x ^ a_i) * b_i`` over uint64 (odd ``b_i``); cheap and good enough for LSH banding.
-    Only the first ``max_shingles`` shingles of a page are hashed (bounds the cost of very long pages).
+    Only the first ``max_shingles`` shingles of a page are hashed (bounds the cost of very long pages). Words are
+    hashed with xxh64 (stable across processes, unlike ``hash``). Vectorised over the whole pool: the distinct
+    shingle hashes of all pages are concatenated and each permutation is one pass + ``np.minimum.reduceat``.
     """
     rng = np.random.default_rng(seed)
     a = rng.integers(0, 2**63, num_perm, dtype=np.uint64)
     b = rng.integers(0, 2**63, num_perm, dtype=np.uint64) | np.uint64(1)
     sigs = np.full((len(texts), num_perm), np.iinfo(np.uint64).max, dtype=np.uint64)
-    p = np.uint64(1_000_003)
-    for i, text in enumerate(texts):
-        words = _WORDS.findall(text.lower())[: max_shingles + shingle]
-        if not words:
-            continue
-        ids = np.fromiter((hash(w) & _MASK64 for w in words), dtype=np.uint64, count=len(words))
-        k = min(shingle, len(ids))
-        with np.errstate(over="ignore"):
-            h = ids[: len(ids) - k + 1].copy()
-            for j in range(1, k):
-                h = h * p + ids[j: len(ids) - k + 1 + j]
-            sigs[i] = (((h[:, None] ^ a[None, :]) * b[None, :])).min(axis=0)
+    per_page = [_shingle_hashes(t, shingle, max_shingles) for t in texts]
+    lens = np.array([len(h) for h in per_page], dtype=np.int64)
+    rows = np.flatnonzero(lens > 0)
+    if rows.size == 0:
+        return sigs
+    allh = np.concatenate([per_page[i] for i in rows])
+    starts = np.concatenate([[0], np.cumsum(lens[rows])[:-1]])
+    with np.errstate(over="ignore"):
+        for j in range(num_perm):
+            sigs[rows, j] = np.minimum.reduceat((allh ^ a[j]) * b[j], starts)
     return sigs
 
 
@@ -378,65 +450,93 @@ class FastTextParams:
     epoch: int = 3
     bucket: int = 2_000_000  # fastText default; the toy profiles cap it so the model file stays small
     thread: int = 1
-    max_chars: int = 20_000  # a page is truncated for training (scoring sees the whole page)
+    max_chars: int = 20_000  # a page is truncated to this for training and scoring
+    min_words: int = 5  # training examples with fewer words (after normalisation) are dropped
+
+
+_FT_SPACE = re.compile(r"\s+")
 
 
 def ft_line(text: str, max_chars: int | None = None) -> str:
-    """One fastText input line: whitespace collapsed (fastText treats ``\\n`` as end of example)."""
-    return " ".join((text[:max_chars] if max_chars else text).split())
+    """One fastText input line: lower-cased, whitespace collapsed (fastText treats ``\\n`` as end of example),
+    truncated to ``max_chars``. Training and scoring both go through this, so they see the same text."""
+    return _FT_SPACE.sub(" ", (text[:max_chars] if max_chars else text).lower()).strip()
 
 
 def train_classifier(positives: Sequence[str], negatives: Sequence[str], model_path: str | Path,
                      params: FastTextParams, seed: int = 0):
-    """Train a ``__label__math`` vs ``__label__other`` fastText model and save it to ``model_path``."""
+    """Train a ``__label__math`` vs ``__label__other`` fastText model and save it to ``model_path``.
+
+    Examples are normalised by :func:`ft_line` and those under ``params.min_words`` words are dropped.
+    Training runs in a fresh interpreter (``multiprocessing`` spawn, ~1 s): fasttext-numpy2-wheel 0.9.2 carries
+    state across trainings of one process. Measured here on the seed-vs-CC data: the same training repeated in one
+    process fails with "Encountered NaN." from the third run on, at any learning rate down to 0.0125 and with any
+    loss (softmax/hs/ova); a *forked* child inherits the damage (parent that loaded a model); spawned children gave
+    5/5 successes for every setting tried. A NaN is still retried in a new child with half the learning rate.
+    """
     import fasttext
 
-    if not positives or not negatives:
-        raise ValueError(f"need positives and negatives, got {len(positives)} and {len(negatives)}")
+    pos = [x for x in (ft_line(t, params.max_chars) for t in positives) if len(x.split()) >= params.min_words]
+    neg = [x for x in (ft_line(t, params.max_chars) for t in negatives) if len(x.split()) >= params.min_words]
+    if not pos or not neg:
+        raise ValueError(f"need positives and negatives of >= {params.min_words} words, "
+                         f"got {len(pos)} and {len(neg)} (of {len(positives)} and {len(negatives)})")
     model_path = Path(model_path)
     model_path.parent.mkdir(parents=True, exist_ok=True)
-    rows = [f"__label__{MATH} {ft_line(t, params.max_chars)}" for t in positives]
-    rows += [f"__label__other {ft_line(t, params.max_chars)}" for t in negatives]
+    rows = [f"__label__{MATH} {x}" for x in pos] + [f"__label__other {x}" for x in neg]
     random.Random(seed).shuffle(rows)
     train_file = model_path.with_suffix(".train.txt")
     train_file.write_text("\n".join(rows) + "\n", encoding="utf-8")
     kwargs = dict(dim=params.dim, lr=params.lr, wordNgrams=params.word_ngrams, minCount=params.min_count,
                   epoch=params.epoch, bucket=params.bucket, thread=params.thread, seed=seed,
                   verbose=int(os.environ.get("DSM_FT_VERBOSE", "0")))
-    # Each training runs in a fresh interpreter: in fasttext-numpy2-wheel 0.9.2 training in a process that already
-    # trained a few models aborts with "Encountered NaN." (state leaks between trainings of one process).
-    import subprocess
-    import sys
-
-    code = "import json, sys; from dsm_utils.corpus import _train_ft_file; _train_ft_file(*sys.argv[1:3], json.loads(sys.argv[3]))"
-    proc = subprocess.run([sys.executable, "-c", code, str(train_file), str(model_path), json.dumps(kwargs)],
-                          capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise RuntimeError(f"fastText training on {train_file} failed: {proc.stderr.strip().splitlines()[-1:]}")
+    error = ""
+    for _ in range(4):
+        error = _train_in_child(str(train_file), str(model_path), kwargs)
+        if not error:
+            break
+        if "NaN" not in error:
+            raise RuntimeError(f"fastText training on {train_file} failed: {error}")
+        kwargs["lr"] /= 2
+    else:
+        raise RuntimeError(f"fastText training on {train_file} failed 4 times, down to lr={kwargs['lr'] * 2}: {error}")
     train_file.unlink()
     return fasttext.load_model(str(model_path))
 
 
-def _train_ft_file(train_file: str, model_path: str, kwargs: dict) -> None:
-    """Child-process body of :func:`train_classifier`. fastText aborts with "Encountered NaN." when training
-    diverges (high lr on tiny, repetitive files): retry with half the learning rate a few times."""
-    import fasttext
+def _train_in_child(train_file: str, model_path: str, kwargs: dict) -> str:
+    """Train + save in a forked child; returns "" on success, else the child's error message."""
+    import multiprocessing as mp
 
-    kwargs = dict(kwargs)
-    for attempt in range(5):
-        try:
-            model = fasttext.train_supervised(input=train_file, **kwargs)
-            break
-        except RuntimeError as exc:
-            if "NaN" not in str(exc) or attempt == 4:
-                raise
-            kwargs["lr"] /= 2
-    model.save_model(model_path)
+    ctx = mp.get_context("spawn")  # a fresh interpreter: a forked child inherits the poisoned state (see above)
+    recv, send = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_train_child_body, args=(train_file, model_path, kwargs, send), daemon=True)
+    proc.start()
+    send.close()
+    try:
+        error = recv.recv()
+    except EOFError:  # the child died without a word (e.g. killed for memory)
+        error = "training process died"
+    proc.join()
+    return error if error or proc.exitcode == 0 else f"training process exit code {proc.exitcode}"
 
 
-def math_scores(model, texts: Sequence[str]) -> np.ndarray:
+def _train_child_body(train_file: str, model_path: str, kwargs: dict, conn) -> None:
+    """Body of the spawned training process: train, save, report "" or the error over ``conn``."""
+    try:
+        import fasttext
+
+        fasttext.train_supervised(input=train_file, **kwargs).save_model(model_path)
+        conn.send("")
+    except BaseException as exc:  # report, never raise into multiprocessing's own error printing
+        conn.send(f"{type(exc).__name__}: {exc}")
+    finally:
+        conn.close()
+
+
+def math_scores(model, texts: Sequence[str], max_chars: int | None = None) -> np.ndarray:
     """P(math) for each text with an in-memory model (used for small samples; the pool is scored by datatrove)."""
-    labels, probs = model.predict([ft_line(t) for t in texts], k=-1)
+    labels, probs = model.predict([ft_line(t, max_chars) for t in texts], k=-1)
     return np.array([dict(zip(ls, ps)).get(f"__label__{MATH}", 0.0) for ls, ps in zip(labels, probs)])
 
 
@@ -446,19 +546,39 @@ def _score_adapter(self, document) -> dict:
             "score": float(document.metadata.get(f"__label__{MATH}", 0.0))}
 
 
-def scoring_pipeline(pool_folder: str, model_path: str, output_folder: str) -> list:
-    """datatrove: ``JsonlReader`` (pool) -> ``FastTextClassifierFilter`` (annotates, keeps all) -> scores jsonl."""
+class FastTextNormalize(PipelineStep):
+    """datatrove step before ``FastTextClassifierFilter``: the text as the classifier was trained on it
+    (:func:`ft_line`: lower-cased, one line, truncated). Only the scores are written, so the pool is unchanged."""
+
+    name = "🔡 fastText normalise"
+    type = "🔻 - FILTER"
+
+    def __init__(self, max_chars: int | None = None):
+        super().__init__()
+        self.max_chars = max_chars
+
+    def run(self, data, rank: int = 0, world_size: int = 1):
+        for doc in data:
+            with self.track_time():
+                doc.text = ft_line(doc.text, self.max_chars) or "."  # the filter drops docs with empty text
+            yield doc
+
+
+def scoring_pipeline(pool_folder: str, model_path: str, output_folder: str, max_chars: int | None = None) -> list:
+    """datatrove: ``JsonlReader`` (pool) -> :class:`FastTextNormalize` -> ``FastTextClassifierFilter`` (annotates,
+    keeps all) -> scores jsonl."""
     from datatrove.pipeline.filters import FastTextClassifierFilter
     from datatrove.pipeline.readers import JsonlReader
     from datatrove.pipeline.writers import JsonlWriter
 
     return [
         JsonlReader(pool_folder, glob_pattern="*.jsonl.gz"),
+        FastTextNormalize(max_chars),
         # remove_labels with an unreachable threshold = "annotate only": datatrove 0.10.1 crashes in its label
         # check when neither keep_labels nor remove_labels is given (`a or [] + None` precedence bug)
         FastTextClassifierFilter(str(model_path), remove_labels=[(MATH, 2.0)], save_labels_in_metadata=True,
                                  newline_replacement=" "),
-        JsonlWriter(output_folder, output_filename="${rank}.jsonl.gz", adapter=_score_adapter),
+        JsonlWriter(output_folder, output_filename="${rank}.jsonl", adapter=_score_adapter, compression=None),
     ]
 
 
@@ -469,7 +589,9 @@ def write_pool(pages: list[dict[str, Any]], folder: str | Path, shards: int = 1)
     for old in folder.glob("*.jsonl.gz"):
         old.unlink()
     shards = max(1, min(shards, len(pages) or 1))
-    handles = [gzip.open(folder / f"{s:05d}.jsonl.gz", "wt", encoding="utf-8") for s in range(shards)]
+    # compresslevel 1: the pool is rewritten every run and read a few times; level 9 (the default) cost ~8 s
+    handles = [gzip.open(folder / f"{s:05d}.jsonl.gz", "wt", encoding="utf-8", compresslevel=1)
+               for s in range(shards)]
     try:
         for i, p in enumerate(pages):
             handles[i % shards].write(json.dumps({"id": p["id"], "text": p["text"],
@@ -645,6 +767,26 @@ def token_counter():
         return "whitespace (dsm_utils.tokenizer unavailable)", lambda texts: [len(t.split()) for t in texts]
 
 
+def token_counts_for(texts: Sequence[str], count, budget_chars: int = 600_000, page_chars: int = 4000,
+                     seed: int = 0) -> tuple[np.ndarray, dict[str, Any]]:
+    """Tokens per page: exact when the pool holds at most ``budget_chars`` characters, else estimated.
+
+    The toy BPE tokenizer runs at ~0.3 M tokens/s here: exact counts of the whole mini-CC pool (~20 M tokens)
+    would take over a minute, more than all the rounds together. The estimate tokenizes a random sample of pages
+    (each cut to ``page_chars``) up to ``budget_chars`` and scales every page's length by the sample's
+    tokens-per-character ratio. ``info`` says which it was.
+    """
+    lens = np.array([len(t) for t in texts], dtype=np.int64)
+    if lens.sum() <= budget_chars:
+        return np.array(count(list(texts)), dtype=np.int64), {"exact": True}
+    order = np.random.default_rng(seed).permutation(len(texts))
+    take = order[: max(1, int(np.searchsorted(np.cumsum(np.minimum(lens[order], page_chars)), budget_chars)))]
+    sample = [texts[i][:page_chars] for i in take]
+    ratio = sum(count(sample)) / max(1, sum(len(x) for x in sample))
+    return np.rint(lens * ratio).astype(np.int64), {"exact": False, "tokens_per_char": round(ratio, 4),
+                                                    "sample_pages": len(sample)}
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # 6. Rounds
 # ----------------------------------------------------------------------------------------------------------------
@@ -672,12 +814,20 @@ def top_fraction(scores: np.ndarray, fraction: float) -> np.ndarray:
 
 
 def run_round(state: RoundState, r: int, work_dir: str | Path, ft: FastTextParams, *, keep_fraction: float,
-              min_domain_fraction: float = 0.10, annotator: str = "simulated", labels: dict[str, int] | None = None,
+              min_score: float = 0.5, min_domain_fraction: float = 0.10, annotator: str = "simulated",
+              labels: dict[str, int] | None = None,
               annotation_file: str | Path | None = None, annotation_depth: int = 1,
               use_annotated_negatives: bool = True, max_train_per_class: int = 3000, token_counts=None,
               executor: str = "local", tasks: int = 1, workers: int = 1, seed: int = 0,
               executor_kwargs: dict | None = None) -> dict[str, Any]:
-    """One iteration of §2.1: train -> score the pool (datatrove) -> keep top -> domains -> annotate -> grow seed."""
+    """One iteration of §2.1: train -> score the pool (datatrove) -> keep top -> domains -> annotate -> grow seed.
+
+    Training data: positives are the seed plus every page under a URL prefix annotated ``math`` (collected or not:
+    the paper's "uncollected pages are added to the seed"); negatives are random CC pages plus, when
+    ``use_annotated_negatives``, every page under a prefix annotated ``not_math`` -- the hard negatives that
+    random CC lacks (documentation sites that look like the math ones). Kept ("collected") pages are the
+    ``keep_fraction`` top-ranked pages whose P(math) is also at least ``min_score``.
+    """
     work = Path(work_dir)
     rng = random.Random(seed + r)
     n = len(state.pages)
@@ -698,7 +848,8 @@ def run_round(state: RoundState, r: int, work_dir: str | Path, ft: FastTextParam
 
     t0 = time.time()
     score_dir = work / f"round{r}" / "scores"
-    run_stage(scoring_pipeline(str(work / "pool"), str(model_path), str(score_dir)), executor, tasks, workers,
+    run_stage(scoring_pipeline(str(work / "pool"), str(model_path), str(score_dir), ft.max_chars), executor,
+              tasks, workers,
               logging_dir=str(work / f"round{r}" / "logs"), **(executor_kwargs or {}))
     by_id = {rec["id"]: rec["score"] for rec in read_folder(score_dir)}
     missing = [p["id"] for p in state.pages if p["id"] not in by_id]
@@ -707,7 +858,7 @@ def run_round(state: RoundState, r: int, work_dir: str | Path, ft: FastTextParam
     scores = np.array([by_id[p["id"]] for p in state.pages])
     t_score = time.time() - t0
 
-    collected = top_fraction(scores, keep_fraction)
+    collected = top_fraction(scores, keep_fraction) & (scores >= min_score)
     state.first_round[(state.first_round == 0) & collected] = r
     state.scores, state.collected = scores, collected
 
@@ -788,7 +939,8 @@ class CorpusConfig:
     negatives_glob: str = "web/cc_wet_text/*.jsonl.gz"
     labels_path: str = "web/minicc/labels.tsv"
     n_rounds: int = 4
-    keep_fraction: float = 0.5
+    keep_fraction: float = 0.35
+    min_score: float = 0.5
     min_domain_fraction: float = 0.10
     annotator: str = "simulated"
     annotation_file: str = ""
@@ -852,14 +1004,15 @@ def run_pipeline(cfg: CorpusConfig, progress: bool = False) -> dict[str, Any]:
 
     t0 = time.time()
     tok_name, count = token_counter() if cfg.count_tokens else ("whitespace", lambda ts: [len(t.split()) for t in ts])
-    token_counts = np.array(count([p["text"] for p in pages]))
+    token_counts, tok_info = token_counts_for([p["text"] for p in pages], count, seed=cfg.seed)
     _stage(stats, "tokens", t0, len(pages))
     stats["tokenizer"] = tok_name
+    stats["token_counts"] = tok_info
 
     state = RoundState(pages, [s["text"] for s in seed_pages], [x["text"] for x in negatives])
     t0 = time.time()
     for r in range(1, cfg.n_rounds + 1):
-        run_round(state, r, work, cfg.ft, keep_fraction=cfg.keep_fraction,
+        run_round(state, r, work, cfg.ft, keep_fraction=cfg.keep_fraction, min_score=cfg.min_score,
                   min_domain_fraction=cfg.min_domain_fraction, annotator=cfg.annotator, labels=labels,
                   annotation_file=resolve(cfg.annotation_file, cfg.work_dir) if cfg.annotation_file else None,
                   annotation_depth=cfg.annotation_depth, use_annotated_negatives=cfg.use_annotated_negatives,

@@ -56,14 +56,24 @@ def test_classifier_train_and_score(tmp_path, data_root):
     seed = corpus.load_math_qa_seed(sorted((data_root / "web/math_qa").glob("*.jsonl")))
     neg = corpus.load_text_records(sorted((data_root / "web/cc_wet_text").glob("*.jsonl.gz")))
     pos, ng = [s["text"] for s in seed], [n["text"] for n in neg]
-    params = corpus.FastTextParams(dim=16, lr=0.1, word_ngrams=1, min_count=2, epoch=5, bucket=10_000)
-    model = corpus.train_classifier(pos[::2], ng[::2], tmp_path / "m.bin", params)
-    assert (tmp_path / "m.bin").exists() and (tmp_path / "m.bin").stat().st_size < 5_000_000
-    s1, s0 = corpus.math_scores(model, pos[1::2]), corpus.math_scores(model, ng[1::2])
-    auc = (s1[:, None] > s0[None, :]).mean()
-    assert auc > 0.85, auc
+    params = corpus.FastTextParams(dim=32, lr=0.2, word_ngrams=2, min_count=2, epoch=10, bucket=100_000,
+                                   max_chars=3000)
+    for rep in range(3):  # three trainings from one test process (this fastText build fails that in-process)
+        model = corpus.train_classifier(pos[::2], ng[::2], tmp_path / "m.bin", params, seed=rep)
+        assert (tmp_path / "m.bin").exists() and (tmp_path / "m.bin").stat().st_size < 20_000_000
+        s1 = corpus.math_scores(model, pos[1::2], params.max_chars)
+        s0 = corpus.math_scores(model, ng[1::2], params.max_chars)
+        auc = (s1[:, None] > s0[None, :]).mean()
+        assert auc > 0.85, (rep, auc)
     with pytest.raises(ValueError, match="positives and negatives"):
         corpus.train_classifier(pos, [], tmp_path / "x.bin", params)
+    with pytest.raises(ValueError, match="positives and negatives"):  # too short after normalisation
+        corpus.train_classifier(["a b"], ng[:3], tmp_path / "x.bin", params)
+
+
+def test_ft_line_normalises():
+    assert corpus.ft_line("  Foo\tBAR\n\nbaz  ") == "foo bar baz"
+    assert corpus.ft_line("Abc Def", max_chars=5) == "abc d"
 
 
 # ---------------------------------------------------------------- domains and annotation
@@ -192,18 +202,26 @@ def test_decont_real_benchmarks_do_not_match_zero_tables(data_root):
 
 # ---------------------------------------------------------------- datatrove stages + executors
 def test_extraction_and_rounds_under_ray(data_root, tmp_path):
-    """Extraction + one scoring round run as datatrove pipelines on a local Ray instance (2 CPUs), tens of pages."""
+    """Extraction + one scoring round run as datatrove pipelines on a local Ray instance (2 CPUs), 8 pages.
+
+    Ray is a declared dependency of the corpus extra: if it cannot start here the test FAILS with Ray's reason
+    (it is not skipped), so a sandbox that cannot run Ray shows up in the report."""
     ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
+    try:
+        corpus.start_local_ray(num_cpus=2)
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
     try:
         cfg = corpus.CorpusConfig(
-            data_dir=str(data_root), work_dir=str(tmp_path / "work"), max_pages_per_task=8, executor="ray",
-            tasks=2, workers=2, n_rounds=1, keep_fraction=0.5, min_words=5, count_tokens=False,
-            ft=corpus.FastTextParams(dim=16, lr=0.2, word_ngrams=1, min_count=1, epoch=2, bucket=10_000))
+            data_dir=str(data_root), work_dir=str(tmp_path / "work"), max_pages_per_task=2, executor="ray",
+            tasks=2, workers=2, n_rounds=1, keep_fraction=0.5, min_score=0.0, min_words=5, count_tokens=False,
+            ft=corpus.FastTextParams(dim=16, lr=0.2, word_ngrams=2, min_count=1, epoch=5, bucket=10_000,
+                                     max_chars=3000))
         stats = corpus.run_pipeline(cfg)
     finally:
         ray.shutdown()
-    assert 8 <= stats["pages_extracted"] <= 16 and stats["pool_pages"] > 0
+    assert not ray.is_initialized()
+    assert 2 <= stats["pages_extracted"] <= 8 and stats["pool_pages"] > 0
     assert stats["rounds"][0]["pages_collected"] == round(0.5 * stats["pool_pages"])
     rows = [json.loads(line) for line in gzip.open(stats["corpus_path"], "rt")]
     assert rows and set(rows[0]) == {"url", "text", "round", "score"}
