@@ -37,7 +37,7 @@
 # | `pot` | program-of-thought | the answer is what the program prints |
 #
 # Answers are graded by `dsm_utils.grading` (toy answers too). In the CPU profiles the checkpoints are the
-# toy models of the earlier notebooks (`05_sft`, `07_rl`, …); a missing checkpoint is replaced by a *fresh*
+# toy models of the earlier notebooks (`05_sft`, `06_grpo`, …); a missing checkpoint is replaced by a *fresh*
 # untrained `llama-1m` (this notebook trains nothing), so the numbers are then near zero by design. The gpu
 # profile evaluates the released DeepSeekMath 7B models with vLLM.
 
@@ -45,7 +45,7 @@
 run_dir = "runs/local/08_evaluation"  # the runner sets runs/<profile>/08_evaluation
 data_dir = ""  # empty: $DSM_DATA_DIR, else ./data
 seed = 0
-checkpoints = ["05_sft", "07_rl"]  # "NN_name": that notebook's checkpoint in this profile; or a path / hub id / toy name
+checkpoints = ["05_sft", "06_grpo"]  # "NN_name": that notebook's checkpoint in this profile; or a path / hub id / toy name
 tokenizer = ""  # empty: the checkpoint's own tokenizer (toy default tokenizer when it has none)
 fallback_model = "llama-1m"  # fresh toy model used when a listed checkpoint does not exist
 benchmarks = ["toy", "toy_ood"]
