@@ -173,12 +173,14 @@ run.log(sft_source=sft_source, sft_eval=sft_eval)
 # difficulty.
 
 # %%
-q = pool[3]
-comp = rl.sample(sft_model, tok, [P.chat_prompt(q.question)], n=group_size, max_new_tokens=max_new_tokens,
-                 temperature=temperature, seed=seed)
-texts = tok.batch_decode(comp, skip_special_tokens=True)
-checks = [P.check_solution(t, q) for t in texts]
-r = torch.tensor([1.0 if c.correct else 0.0 for c in checks])
+for q in pool[:16]:  # the first question whose group has both right and wrong outputs (else the last tried)
+    comp = rl.sample(sft_model, tok, [P.chat_prompt(q.question)], n=group_size, max_new_tokens=max_new_tokens,
+                     temperature=temperature, seed=seed)
+    texts = tok.batch_decode(comp, skip_special_tokens=True)
+    checks = [P.check_solution(t, q) for t in texts]
+    r = torch.tensor([1.0 if c.correct else 0.0 for c in checks])
+    if 0 < r.sum() < group_size:
+        break
 adv_os = rl.outcome_advantages(r, group_size)
 step_ends = [rl.char_to_token_ends(tok, ids, [s.end for s in c.steps]) for ids, c in zip(comp, checks)]
 T = max(len(c) for c in comp)
