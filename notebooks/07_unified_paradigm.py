@@ -326,6 +326,8 @@ def better(a, b, ge=False):
     (ma, sa), (mb, sb) = fin(a), fin(b)
     if ma is None or mb is None:
         return "n/a"
+    if abs(ma - mb) < 1e-9:
+        return "tie" + (" (counts for ≥)" if ge else "")
     ok = ma >= mb if ge else ma > mb
     noise = max(sa or 0.0, sb or 0.0)
     if noise and abs(ma - mb) <= noise:
