@@ -28,10 +28,10 @@ def main() -> dict:
 
     with tempfile.TemporaryDirectory(prefix="bench_corpus_") as work:
         cfg = corpus.CorpusConfig(
-            data_dir=str(data_dir()), work_dir=work, n_rounds=4, keep_fraction=0.5, executor="local", tasks=4,
-            workers=2, max_train_per_class=1500,
+            data_dir=str(data_dir()), work_dir=work, n_rounds=4, keep_fraction=0.35, min_score=0.5,
+            executor="local", tasks=4, workers=2, max_train_per_class=1500,
             ft=corpus.FastTextParams(dim=64, lr=0.2, word_ngrams=2, min_count=2, epoch=10, bucket=200_000,
-                                     thread=1, max_chars=5000))
+                                     thread=1, max_chars=4000))
         t0 = time.time()
         stats = corpus.run_pipeline(cfg)
         seconds = time.time() - t0
@@ -43,6 +43,8 @@ def main() -> dict:
         "domains_by_round": [r["math_domains"] for r in rounds],
         "pages_per_s_by_stage": stats["pages_per_s_by_stage"],
         "stage_seconds": stats["stage_seconds"],
+        "round_seconds": [{"train": r["seconds_train"], "score": r["seconds_score"]} for r in rounds],
+        "token_counts": stats["token_counts"],
         "pages_collected_by_round": [r["pages_collected"] for r in rounds],
         "pool_pages": stats["pool_pages"],
         "extractor": stats["extractor"],

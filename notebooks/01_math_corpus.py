@@ -54,7 +54,8 @@ annotation_file = "annotations.tsv"  # relative to run_dir
 annotation_depth = 1  # URL path prefix depth offered for annotation
 use_annotated_negatives = True  # prefixes annotated not_math also become negatives (see decisions)
 n_rounds = 4
-keep_fraction = 0.5  # top-ranked fraction of the pool kept each round
+keep_fraction = 0.35  # top-ranked fraction of the pool kept each round (at most)
+min_score = 0.5  # ...and only pages with P(math) >= min_score, once annotations exist (round >= 2)
 min_domain_fraction = 0.10  # paper: domains with > 10 % of their pages collected
 min_words = 20
 minhash_perm = 64
@@ -68,7 +69,8 @@ ft_min_count = 2  # paper: 3
 ft_epoch = 10  # paper: 3
 ft_bucket = 200000  # caps the model file (bucket x dim floats); fastText default 2,000,000
 ft_thread = 1
-ft_max_chars = 5000  # training text per page
+ft_max_chars = 4000  # text per page for training and scoring (lower-cased, one line)
+ft_min_words = 5  # training examples shorter than this are dropped
 max_train_per_class = 1500
 executor = "local"  # "local" | "ray" | "slurm"
 tasks = 4
@@ -96,7 +98,8 @@ ex_kw = dict(executor=executor, tasks=tasks, workers=workers)
 if executor == "slurm":
     ex_kw["slurm"] = {"partition": slurm_partition}
 ft = corpus.FastTextParams(dim=ft_dim, lr=ft_lr, word_ngrams=ft_word_ngrams, min_count=ft_min_count,
-                           epoch=ft_epoch, bucket=ft_bucket, thread=ft_thread, max_chars=ft_max_chars)
+                           epoch=ft_epoch, bucket=ft_bucket, thread=ft_thread, max_chars=ft_max_chars,
+                           min_words=ft_min_words)
 stage_s: dict = {}
 print("data:", DATA, "| run:", run.dir)
 
@@ -112,6 +115,9 @@ print("data:", DATA, "| run:", run.dir)
 # `Trafilatura` took 40–55 ms/page (21 ms with `no_fallback=True`), ≈3 minutes of the 4-minute budget for the
 # 7.7 K pages on 2 cores, and up to ~200 ms/page on a loaded machine; Resiliparse's main-content mode is several times
 # faster. Trafilatura remains selectable (`extractor="trafilatura"`) and is the fallback when resiliparse is absent.
+# Our Resiliparse step extracts in-process: datatrove's `BaseExtractor.run` pipes every page to a sandbox process
+# (a timeout guard for Python extractors), which cost more than the extraction itself; the step outputs are
+# written uncompressed for the same reason (gzip level 9 ≈ 2 ms/page).
 
 # %%
 import time
@@ -153,6 +159,9 @@ pd.DataFrame(near_pairs[:8], columns=["dropped", "near-duplicate of"])
 #
 # Token counts use the project's toy tokenizer (`dsm_utils.tokenizer.default_tokenizer`); if it cannot be imported
 # or loaded the count falls back to whitespace words, and the name printed below says which.
+# **Decision.** The toy BPE runs at ~0.3 M tokens/s here, so exact counts of the whole pool (~20 M tokens) would
+# take longer than all four rounds: pools above 600 K characters get a sampled estimate (tokens per character of
+# a random ~600 K-character sample, times each page's length); small pools (smoke) are counted exactly.
 
 # %%
 seed_pages = (corpus.load_hub_texts(seed_hub_id, seed_limit) if seed_hub_id
@@ -161,10 +170,10 @@ negatives = corpus.load_text_records(corpus._glob(negatives_glob, DATA))
 labels = corpus.read_labels(corpus.resolve(labels_path, DATA)) if labels_path else None
 tok_name, count_tokens = corpus.token_counter()
 t0 = time.time()
-token_counts = np.array(count_tokens([p["text"] for p in tqdm(pages, desc="tokens", mininterval=5)]))
+token_counts, token_info = corpus.token_counts_for([p["text"] for p in pages], count_tokens, seed=seed)
 stage_s["tokens"] = (time.time() - t0, len(pages))
 print(f"seed {len(seed_pages)} pages, negatives {len(negatives)}, tokenizer: {tok_name}, "
-      f"pool tokens {token_counts.sum():,}")
+      f"pool tokens {token_counts.sum():,} ({'exact' if token_info['exact'] else 'estimated: ' + str(token_info)})")
 
 # %% [markdown]
 # ## 4–5 · Four rounds: train fastText → score the pool → keep the top → domains > 10 % → annotate URL paths → grow the seed
@@ -178,18 +187,32 @@ print(f"seed {len(seed_pages)} pages, negatives {len(negatives)}, tokenizer: {to
 # **Deviation.** The paper adds annotated math pages to the seed only. Here a prefix annotated `not_math` also adds its
 # pages to the negatives (`use_annotated_negatives`): random CC pages are far from documentation pages, so without
 # them the classifier cannot tell Python/PostgreSQL manuals from Octave/Maxima manuals (precision stays near the
-# 58 % math share of the pool).
+# ~36 % math share of the deduplicated pool; most Octave pages are 9-word redirect stubs, dropped by `min_words`).
+#
+# **Keeping.** The paper keeps "the top-ranking" pages. Here a page is kept when it is in the top `keep_fraction`
+# *and* its P(math) ≥ `min_score`. The threshold is skipped in round 1: the seed-vs-random-CC classifier is
+# calibrated on another distribution than this pool (it can put almost every documentation page below 0.5), so
+# round 1 is rank-only and serves domain discovery; from round 2 the classifier has trained on annotated pool
+# pages and the threshold trims what it is unsure about.
+#
+# **fastText.** Each training runs in a freshly spawned interpreter (~1 s). This fasttext-numpy2-wheel build keeps
+# state across trainings of one process: the same training repeated in one process fails with "Encountered NaN."
+# from the third run on, at any learning rate and loss, and a forked child inherits the damage (measured; see
+# `corpus.train_classifier`). Training and scoring both see the same normalised text (lower-cased, one line,
+# `ft_max_chars`).
 
 # %%
 state = corpus.RoundState(pages, [s["text"] for s in seed_pages], [x["text"] for x in negatives])
 ann_path = run.dir / annotation_file
 t0 = time.time()
 for r in tqdm(range(1, n_rounds + 1), desc="rounds"):
-    rec = corpus.run_round(state, r, WORK, ft, keep_fraction=keep_fraction, min_domain_fraction=min_domain_fraction,
+    rec = corpus.run_round(state, r, WORK, ft, keep_fraction=keep_fraction, min_score=min_score,
+                           min_domain_fraction=min_domain_fraction,
                            annotator=annotator, labels=labels, annotation_file=ann_path,
                            annotation_depth=annotation_depth, use_annotated_negatives=use_annotated_negatives,
                            max_train_per_class=max_train_per_class, token_counts=token_counts, seed=seed, **ex_kw)
 stage_s["rounds"] = (time.time() - t0, len(pages) * n_rounds)
+stage_s["score"] = (sum(r["seconds_score"] for r in state.rounds), len(pages) * n_rounds)  # datatrove part
 if annotator == "simulated":
     corpus.write_annotations(ann_path, state.annotations)  # what the simulated annotator decided, same format
 cols = ["round", "n_pos_train", "n_neg_train", "pages_collected", "tokens_collected", "precision", "recall",
@@ -262,7 +285,7 @@ pages_per_s = {k: round(n / max(dt, 1e-9), 1) for k, (dt, n) in stage_s.items()}
 print(f"{corpus_path}: {len(kept)} pages, {total_tokens:,} tokens ({tok_name})")
 print("pages/s by stage:", pages_per_s)
 run.log(
-    extractor=used_extractor, tokenizer=tok_name, pages_extracted=n_extracted, pool_pages=len(pages),
+    extractor=used_extractor, tokenizer=tok_name, token_counts=token_info, pages_extracted=n_extracted, pool_pages=len(pages),
     dropped_short=n_short, dropped_url_dup=n_url_dups, dropped_near_dup=len(near_pairs),
     pages_by_round=[r["pages_collected"] for r in state.rounds],
     tokens_by_round=[r.get("tokens_collected") for r in state.rounds],
