@@ -569,13 +569,32 @@ class FastTextNormalize(PipelineStep):
             yield doc
 
 
+def _fasttext_filter_class():
+    from datatrove.pipeline.filters import FastTextClassifierFilter
+
+    class LocalFastTextFilter(FastTextClassifierFilter):
+        """``FastTextClassifierFilter`` that loads a local model file directly. The parent copies every model into
+        datatrove's asset cache keyed by its *path* and never refreshes it, so a rerun in the same run folder
+        (``work/round1/classifier.bin`` again) silently scored with the first run's models."""
+
+        @property
+        def model(self):
+            if self._model is None and "://" not in str(self.model_url):
+                from fasttext.FastText import _FastText
+
+                self._model = _FastText(str(self.model_url))
+            return super().model
+
+    return LocalFastTextFilter
+
+
 def scoring_pipeline(pool_folder: str, model_path: str, output_folder: str, max_chars: int | None = None) -> list:
     """datatrove: ``JsonlReader`` (pool) -> :class:`FastTextNormalize` -> ``FastTextClassifierFilter`` (annotates,
     keeps all) -> scores jsonl."""
-    from datatrove.pipeline.filters import FastTextClassifierFilter
     from datatrove.pipeline.readers import JsonlReader
     from datatrove.pipeline.writers import JsonlWriter
 
+    FastTextClassifierFilter = _fasttext_filter_class()
     return [
         JsonlReader(pool_folder, glob_pattern="*.jsonl.gz"),
         FastTextNormalize(max_chars),
@@ -818,6 +837,14 @@ def top_fraction(scores: np.ndarray, fraction: float) -> np.ndarray:
     return mask
 
 
+def _fill(first: Sequence[str], rest: Sequence[str], n: int, rng: random.Random) -> list[str]:
+    """Up to ``n`` examples: annotated pool pages ``first`` (in-distribution, the informative ones) take up to
+    three quarters of the budget, the seed/random-CC texts ``rest`` fill the remainder (at least a quarter)."""
+    a = rng.sample(list(first), min(len(first), (3 * n) // 4))
+    b = rng.sample(list(rest), min(len(rest), n - len(a)))
+    return a + b
+
+
 def run_round(state: RoundState, r: int, work_dir: str | Path, ft: FastTextParams, *, keep_fraction: float,
               min_score: float = 0.5, min_domain_fraction: float = 0.10, annotator: str = "simulated",
               labels: dict[str, int] | None = None,
@@ -843,12 +870,10 @@ def run_round(state: RoundState, r: int, work_dir: str | Path, ft: FastTextParam
     if state.first_round is None:
         state.first_round = np.zeros(n, dtype=int)
     ann = annotation_labels(state.pages, state.annotations)
-    pos = list(state.seed_texts) + [p["text"] for p, a in zip(state.pages, ann) if a == MATH]
-    neg = list(state.negative_texts)
-    if use_annotated_negatives:
-        neg += [p["text"] for p, a in zip(state.pages, ann) if a == NOT_MATH]
-    pos = rng.sample(pos, min(len(pos), max_train_per_class))
-    neg = rng.sample(neg, min(len(neg), max_train_per_class))
+    ann_pos = [p["text"] for p, a in zip(state.pages, ann) if a == MATH]
+    ann_neg = [p["text"] for p, a in zip(state.pages, ann) if a == NOT_MATH] if use_annotated_negatives else []
+    pos = _fill(ann_pos, state.seed_texts, max_train_per_class, rng)
+    neg = _fill(ann_neg, state.negative_texts, max_train_per_class, rng)
 
     t0 = time.time()
     model_path = work / f"round{r}" / "classifier.bin"

@@ -54,8 +54,8 @@ annotation_file = "annotations.tsv"  # relative to run_dir
 annotation_depth = 1  # URL path prefix depth offered for annotation
 use_annotated_negatives = True  # prefixes annotated not_math also become negatives (see decisions)
 n_rounds = 4
-keep_fraction = 0.35  # top-ranked fraction of the pool kept each round (at most)
-min_score = 0.5  # ...and only pages with P(math) >= min_score, once annotations exist (round >= 2)
+keep_fraction = 0.35  # top-ranked fraction of the pool kept each round, at most
+min_score = 0.5  # and only pages scored at least this, from round 2 on
 min_domain_fraction = 0.10  # paper: domains with > 10 % of their pages collected
 min_words = 20
 minhash_perm = 64
