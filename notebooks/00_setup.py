@@ -20,14 +20,14 @@
 # pipeline at four scales (profiles `smoke`, `cpu`, `gpu`, `cluster`). On a CPU there is no model hub, so the
 # toy world trains tiny Llama models from scratch on generated word problems. This notebook checks the
 # machine and the data, trains the toy tokenizer (byte-level BPE, numbers split into single digits as in
-# DeepSeek's tokenizer, §2.3), and runs a one-minute sanity training that must reach a stated accuracy.
+# DeepSeek's tokenizer, §2.3), and runs a short (1–2 minute) sanity training that must reach a stated accuracy.
 
 # %% tags=["parameters"]
 run_dir = "runs/local/00_setup"  # the runner sets runs/<profile>/00_setup
 data_dir = ""  # empty: $DSM_DATA_DIR, else ./data
 seed = 0
 device = "auto"
-threads = 2
+threads = 1  # tiny models gain little from more threads, and oversubscribed cores slow torch down badly
 require_data = True  # fail if a benchmark or corpus file is missing
 tokenizer_vocab = 2048
 tokenizer_problems = 3000  # generated problems in the tokenizer's training text
@@ -38,7 +38,7 @@ sanity_batch = 32
 sanity_lr = 0.003
 sanity_train_problems = 5000
 sanity_eval_problems = 100
-min_accuracy = 0.15  # the sanity model must reach this greedy accuracy on 1-step problems (chance is ~3 %)
+min_accuracy = 0.3  # the sanity model must reach this greedy accuracy on 1-step problems (0.49 measured; chance ~3 %)
 
 # %%
 import platform
@@ -115,7 +115,7 @@ print("step rewards:", problems.check_solution(ex.cot, ex).step_rewards)
 
 # %% [markdown]
 # ## Sanity training
-# A tiny model trained for about a minute on one-step problems must reach `min_accuracy` greedy accuracy on
+# A tiny model trained for 1–2 minutes on one-step problems must reach `min_accuracy` greedy accuracy on
 # held-out problems: this checks tokenizer, model factory, loss masking, training loop and generation together.
 
 # %%
