@@ -167,3 +167,45 @@ def record_batches(tokenizer, records: Sequence[SFTRecord], batch_size: int, max
         rng.shuffle(order)
         for i in range(0, max(1, len(order) - batch_size + 1), batch_size):
             yield collate([enc[j] for j in order[i:i + batch_size]], tokenizer.pad_token_id)
+
+
+# ------------------------------------------------------------------ the RL notebooks' starting point and metric
+
+def load_instruct_model(checkpoint, *, seed: int = 0, device: str = "cpu", fallback_steps: int = 200,
+                        fallback_model: str = "llama-1m"):
+    """The SFT ("instruct") model the RL notebooks start from: ``(model, tokenizer, source)``.
+
+    Loads ``checkpoint`` (written by ``05_sft``) when it exists; otherwise trains a quick CoT-only SFT model
+    inline with the same code as 05 (``fallback_steps`` steps) and says so in ``source``.
+    """
+    from . import models, training
+    from .tokenizer import default_tokenizer, load_tokenizer
+
+    if models.checkpoint_exists(checkpoint):
+        tok = load_tokenizer(checkpoint)
+        return models.load_model(checkpoint, tok).to(device).eval(), tok, str(checkpoint)
+    print(f"No SFT checkpoint at {checkpoint}: run 05_sft first for the real starting point. Training a quick "
+          f"SFT model inline ({fallback_steps} steps, the same sft/training code as 05).")
+    tok = default_tokenizer()
+    model = models.load_model(fallback_model, tok, seed=seed)
+    recs = build_records(P.generate(5000, seed=seed, prefix="sft"), {"cot": 1.0}, seed=seed)
+    training.train_lm(model, record_batches(tok, recs, 32, 160, seed=seed), fallback_steps, lr=3e-3, warmup=20,
+                      device=device, desc="inline sft")
+    return model.eval(), tok, f"inline SFT ({fallback_steps} steps)"
+
+
+def greedy_accuracy(model, tokenizer, probs: Sequence[P.Problem], *, batch_size: int = 100,
+                    max_new_tokens: int = 96) -> float:
+    """Greedy chain-of-thought accuracy on toy problems, graded by the rule checker's outcome."""
+    from . import rl
+
+    if not probs:
+        return float("nan")
+    right = 0.0
+    for i in range(0, len(probs), batch_size):
+        chunk = probs[i:i + batch_size]
+        ids = rl.sample(model, tokenizer, [P.chat_prompt(p.question) for p in chunk], n=1,
+                        max_new_tokens=max_new_tokens, temperature=0.0)
+        texts = tokenizer.batch_decode(ids, skip_special_tokens=True)
+        right += sum(P.outcome_reward(t, p) for t, p in zip(texts, chunk))
+    return right / len(probs)

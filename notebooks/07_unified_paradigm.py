@@ -81,7 +81,6 @@ import torch
 from dsm_utils import evaluation, benchmarks, models, problems as P, repo_path, reward_models, rl, sft, tracking, \
     training
 from dsm_utils.generation import HFGenerator
-from dsm_utils.tokenizer import default_tokenizer, load_tokenizer
 
 run = tracking.start_run(run_dir, tracking.notebook_params(globals()))
 training.seed_everything(seed)
@@ -104,20 +103,8 @@ display(t10)
 
 # %%
 ckpt = repo_path(sft_checkpoint) if sft_checkpoint else run.sibling("05_sft") / "checkpoint"
-if models.checkpoint_exists(ckpt):
-    tok = load_tokenizer(ckpt)
-    sft_model = models.load_model(ckpt, tok).to(dev).eval()
-    sft_source = str(ckpt)
-else:
-    print(f"No SFT checkpoint at {ckpt}: run 05_sft first. Training a quick SFT model inline "
-          f"({fallback_sft_steps} steps, the same sft/training code as 05).")
-    tok = default_tokenizer()
-    sft_model = models.load_model("llama-1m", tok, seed=seed)
-    recs = sft.build_records(P.generate(5000, seed=seed, prefix="sft"), {"cot": 1.0}, seed=seed)
-    training.train_lm(sft_model, sft.record_batches(tok, recs, 32, 160, seed=seed), fallback_sft_steps, lr=3e-3,
-                      warmup=20, device=dev, desc="inline sft")
-    sft_model.eval()
-    sft_source = f"inline SFT ({fallback_sft_steps} steps)"
+sft_model, tok, sft_source = sft.load_instruct_model(ckpt, seed=seed, device=dev,
+                                                     fallback_steps=fallback_sft_steps)
 for p_ in sft_model.parameters():
     p_.requires_grad_(False)
 
@@ -126,18 +113,8 @@ test_probs = P.generate(n_eval, seed=0, prefix="toyeval")  # = load_benchmark("t
 ood_probs = P.generate(n_eval_ood, seed=0, difficulty=P.OOD, prefix="toyood")
 
 
-def greedy_texts(model, probs) -> list[str]:
-    out = []
-    for i in range(0, len(probs), eval_batch_size):
-        chunk = probs[i:i + eval_batch_size]
-        ids = rl.sample(model, tok, [P.chat_prompt(p.question) for p in chunk], n=1,
-                        max_new_tokens=eval_max_new_tokens, temperature=0.0)
-        out += tok.batch_decode(ids, skip_special_tokens=True)
-    return out
-
-
 def accuracy(model, probs) -> float:
-    return sum(P.outcome_reward(t, p) for t, p in zip(greedy_texts(model, probs), probs)) / max(1, len(probs))
+    return sft.greedy_accuracy(model, tok, probs, batch_size=eval_batch_size, max_new_tokens=eval_max_new_tokens)
 
 
 def eval_fn(model) -> dict:

@@ -109,3 +109,17 @@ def test_real_records():
     assert "<<" not in g.completion and g.completion.endswith("\\boxed{1024}.") and g.answer == "1024"
     m = sft.math_record({"problem": "x?", "solution": "So $x = \\boxed{\\frac12}$."})
     assert m.fmt == "cot" and m.answer is not None and "frac" in m.answer
+
+
+def test_instruct_model_fallback_and_greedy_accuracy(tmp_path):
+    from dsm_utils import models, training
+
+    model, tok, source = sft.load_instruct_model(tmp_path / "no-checkpoint", seed=0, fallback_steps=2)
+    assert source == "inline SFT (2 steps)"
+    probs = P.generate(6, seed=0, prefix="toyeval")
+    acc = sft.greedy_accuracy(model, tok, probs, batch_size=4, max_new_tokens=8)
+    assert 0.0 <= acc <= 1.0
+    training.save_checkpoint(tmp_path / "ck", model, tok)
+    again, tok2, source2 = sft.load_instruct_model(tmp_path / "ck")
+    assert source2 == str(tmp_path / "ck") and models.count_parameters(again) == models.count_parameters(model)
+    assert sft.greedy_accuracy(again, tok2, probs, batch_size=6, max_new_tokens=8) == acc
