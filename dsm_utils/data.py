@@ -179,7 +179,10 @@ def fetch(root: str | os.PathLike | None = None, overwrite: bool = False) -> lis
         urllib.request.urlretrieve(f.url, tmp)  # noqa: S310 - fixed https URLs above
         os.replace(tmp, dest)
         got.append(dest)
-    _fetch_math_train(base, overwrite)
+    try:
+        _fetch_math_train(base, overwrite)
+    except Exception as exc:  # noqa: BLE001 - the hub may be unreachable; the other files are still useful
+        print(f"skip math/train.jsonl: could not load it from the hub ({type(exc).__name__}: {exc})", file=sys.stderr)
     return got
 
 

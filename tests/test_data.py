@@ -81,3 +81,30 @@ def test_malformed_json_names_file(tmp_path):
     p.write_text("{\n 'a': 1}")
     with pytest.raises(ValueError, match=r"m\.json:2"):
         tracking.read_json(p)
+
+
+def test_fetch_downloads_each_public_file_atomically(monkeypatch, tmp_path):
+    import urllib.request
+
+    calls = []
+
+    def fake_retrieve(url, dest):
+        calls.append(url)
+        Path(dest).write_text('{"x": 1}\n')
+
+    monkeypatch.setattr(urllib.request, "urlretrieve", fake_retrieve)
+    monkeypatch.setitem(__import__("sys").modules, "datasets", None)  # no hub: MATH train is skipped, not fatal
+    got = data.fetch(tmp_path)
+    https = [f for f in data.EXPECTED if f.url.startswith("https://") and f.relpath != "math/train.jsonl"]
+    assert len(got) == len(https) == len(calls)
+    assert all((tmp_path / f.relpath).read_text() == '{"x": 1}\n' for f in https)
+    assert not list(tmp_path.rglob("*.part"))
+    assert data.fetch(tmp_path) == []  # existing files are kept
+
+
+def test_corpus_texts_reads_text_fields(tmp_path):
+    from dsm_utils import sources
+
+    p = data.write_jsonl(tmp_path / "c.jsonl.gz", [{"text": "a" * 10}, {"text": ""}, {"text": "b" * 10}])
+    assert list(sources.corpus_texts(p)) == ["a" * 10, "b" * 10]
+    assert list(sources.corpus_texts(p, max_chars=5)) == ["a" * 10]
