@@ -28,6 +28,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest
 
 reproduce: $(STAMP)
+	@$(BIN)/python -m dsm_utils.data check >/dev/null || $(BIN)/python -m dsm_utils.data fetch || true
 	$(BIN)/python -m dsm_utils.run --profile $(PROFILE)
 
 smoke: $(STAMP)
