@@ -5,7 +5,8 @@
 :mod:`dsm_utils.sandbox` (``pot`` and ``tool`` modes), :mod:`dsm_utils.grading` and :mod:`dsm_utils.metrics`.
 It returns an :class:`EvalResult`: one record per (item, sample) as a DataFrame and a JSON-able metrics dict.
 
-:data:`PAPER_RESULTS` holds the paper's reported numbers (Tables 2, 3 and 5) for the comparison tables.
+:data:`PAPER_RESULTS` holds the paper's reported numbers (Tables 2, 3 and 5) for the comparison tables; 09 reads
+its Table 5 rows (Instruct and RL, chain-of-thought and tool-integrated) from there too.
 """
 from __future__ import annotations
 
@@ -21,19 +22,20 @@ from .generation import Completion, SamplingConfig
 from .prompts import MODES, OUTPUT_FENCE, build_prompts
 
 __all__ = ["EvalResult", "evaluate", "PAPER_RESULTS", "PAPER_MAJ", "PAPER_GENERAL", "paper_number", "paper_row_for",
-           "default_k_values", "comparison_table"]
+           "default_k_values", "comparison_table", "pal_program"]
 
 # --------------------------------------------------------------------------------------------------
 # the paper's numbers (accuracy in %)
 
 #: Reported accuracies (%) of the DeepSeekMath 7B models, by model → mode → benchmark.
-#: Base: Table 2 (few-shot chain-of-thought) and Table 3 (few-shot program-of-thought, "+Python").
+#: Base: Table 2 (few-shot chain-of-thought) and Table 3 (few-shot program-of-thought with the PAL prompts).
 #: Instruct / RL: Table 5 (zero-shot chain-of-thought and tool-integrated reasoning, greedy).
+#: "math" is the full 5,000-problem MATH test set; the paper reports no MATH-500 number.
 PAPER_RESULTS: dict[str, dict[str, dict[str, float]]] = {
     "DeepSeekMath-Base 7B": {
         "few_shot_cot": {"gsm8k": 64.2, "math": 36.2, "ocw": 15.4, "sat": 84.4, "mmlu_stem": 56.5, "cmath": 71.7,
                          "gaokao_mathcloze": 20.3, "gaokao_mathqa": 35.3},
-        "pot": {"gsm8k": 66.9, "math": 31.4},
+        "few_shot_pot": {"gsm8k": 66.9, "math": 31.4},
     },
     "DeepSeekMath-Instruct 7B": {
         "zero_shot_cot": {"gsm8k": 82.9, "math": 46.8, "mgsm_zh": 73.2, "cmath": 84.6},
@@ -57,10 +59,9 @@ PAPER_GENERAL: dict[str, dict[str, float]] = {
 def paper_number(model: str, benchmark: str, mode: str) -> float | None:
     """The paper's reported accuracy (%) of ``model`` on ``benchmark`` in ``mode``; None when not reported.
 
-    MATH-500 is compared with the paper's full MATH test number (the paper reports only the 5000).
+    MATH-500 has no paper number (the paper reports the full 5,000-problem MATH test only).
     """
-    table = PAPER_RESULTS.get(model, {}).get(mode, {})
-    return table.get(benchmark, table.get("math") if benchmark == "math500" else None)
+    return PAPER_RESULTS.get(model, {}).get(mode, {}).get(benchmark)
 
 
 def paper_row_for(checkpoint: str, mode: str | None = None) -> str | None:
@@ -76,30 +77,57 @@ def paper_row_for(checkpoint: str, mode: str | None = None) -> str | None:
         return "DeepSeekMath-Instruct 7B"
     if "base" in s or "pretrain" in s:
         return "DeepSeekMath-Base 7B"
-    if mode in ("few_shot_cot", "pot"):
+    if mode in ("few_shot_cot", "few_shot_pot"):
         return "DeepSeekMath-Base 7B"
     if mode in ("zero_shot_cot", "tool"):
         return "DeepSeekMath-Instruct 7B"
     return None
 
 
-def comparison_table(rows: Sequence[dict[str, Any]]):
+def full_test_size(benchmark: str) -> int | None:
+    """Items in the benchmark's whole test split (None for an unknown benchmark)."""
+    from .benchmarks import expected_count
+
+    try:
+        return expected_count(benchmark, "test")
+    except KeyError:
+        return None
+
+
+def comparison_table(rows: Sequence[dict[str, Any]], comparable_only: bool = True):
     """A DataFrame of our accuracies beside the paper's.
 
-    ``rows``: dicts with ``model`` (our checkpoint label), ``benchmark``, ``mode``, ``accuracy`` (0–1) and
-    optionally ``paper_model``. Adds ``ours_%``, ``paper_model``, ``paper_%``.
+    ``rows``: dicts with ``model`` (our checkpoint label), ``benchmark``, ``mode``, ``accuracy`` (0–1),
+    ``n_items`` and optionally ``paper_model``. Adds ``n``, ``ours_%`` with its 95 % binomial interval
+    ``ours_ci_%``, ``paper_model``, ``paper_%``. ``comparable_only``: keep only rows that can sit beside a paper
+    number, i.e. the paper reports this model/mode/benchmark and we evaluated its *whole* test split (a subset,
+    or MATH-500 against the full MATH number, is not the paper's measurement).
     """
     import pandas as pd
+
+    from .metrics import binomial_ci
 
     out = []
     for r in rows:
         pm = r.get("paper_model") or paper_row_for(str(r["model"]), r["mode"])
         acc = r.get("accuracy")
+        n = r.get("n_items")
+        paper = paper_number(pm, r["benchmark"], r["mode"]) if pm else None
+        full = full_test_size(r["benchmark"])
+        if comparable_only and (paper is None or n is None or full is None or int(n) != full):
+            continue
+        ok = acc is not None and not (isinstance(acc, float) and math.isnan(acc)) and n
+        lo, hi = binomial_ci(round(acc * n), int(n)) if ok else (None, None)
         out.append({"model": r["model"], "benchmark": r["benchmark"], "mode": r["mode"],
-                    "n": r.get("n_items"),
-                    "ours_%": None if acc is None or (isinstance(acc, float) and math.isnan(acc)) else round(100 * acc, 1),
-                    "paper_model": pm, "paper_%": paper_number(pm, r["benchmark"], r["mode"]) if pm else None})
-    return pd.DataFrame(out)
+                    "n": None if n is None else int(n),
+                    "ours_%": round(100 * acc, 1) if ok else None,
+                    "ours_ci_%": f"{100 * lo:.1f}–{100 * hi:.1f}" if ok else None,
+                    "paper_model": pm, "paper_%": paper})
+    return pd.DataFrame(out, columns=["model", "benchmark", "mode", "n", "ours_%", "ours_ci_%", "paper_model",
+                                      "paper_%"])
+
+
+__all__ += ["full_test_size"]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -171,6 +199,22 @@ _TOOL_CALL_RE = re.compile(r"```[ \t]*(?:python|py|python3)[ \t]*\r?\n.*?```\s*$
 def _wants_tool(segment: str) -> bool:
     """A tool-integrated completion asks for execution when it ends with a closed python block."""
     return bool(_TOOL_CALL_RE.search(segment))
+
+
+def pal_program(completion: str) -> str:
+    """The program of a few-shot PAL completion (DeepSeek-Math's PAL prompts, see :mod:`dsm_utils.prompts`).
+
+    GSM8K form: the completion is a ``def solution(): ... return result`` function (the sandbox's PoT convention
+    calls it). MATH form: a fenced program that sets ``answer``, then "The imports required for this program are"
+    and a fenced import block; the program is the imports, the code and ``print(answer)``.
+    """
+    blocks = re.findall(r"```[ \t]*(?:python|py)?[ \t]*\r?\n(.*?)```", completion, re.S | re.I)
+    if not blocks:
+        return sandbox.extract_program(completion) or completion
+    code = blocks[0]
+    imports = blocks[1] if len(blocks) > 1 and "imports required" in completion else ""
+    tail = "\nprint(answer)\n" if re.search(r"^\s*answer\s*=", code, re.M) else ""
+    return f"{imports}\n{code}{tail}"
 
 
 def _pot_prediction(res: sandbox.SandboxResult) -> str:
@@ -260,7 +304,8 @@ def _grade(items: Sequence[Item], states: list[_Sample], compat: str, workers: i
 
 def evaluate(generator, items: Sequence[Item], mode: str, *, n_samples: int = 1, temperature: float = 0.0,
              top_p: float = 1.0, max_new_tokens: int = 512, k_values: Sequence[int] | None = None,
-             compat: str = "strict", n_shot: int | None = None, seed: int = 0, max_tool_rounds: int = 2,
+             compat: str = "strict", n_shot: int | dict[str, int] | None = None, seed: int = 0,
+             max_tool_rounds: int = 2,
              sandbox_timeout_s: float = 5.0, grade_workers: int | None = None, maj_orders: int = 1,
              data_dir: str | None = None, progress: bool = True) -> EvalResult:
     """Evaluate ``generator`` on ``items`` in ``mode`` (one of :data:`dsm_utils.prompts.MODES`).
@@ -309,8 +354,11 @@ def evaluate(generator, items: Sequence[Item], mode: str, *, n_samples: int = 1,
                                   stop=list(stop), seed=seed)
             _run_tool_rounds(generator, texts, sub, [segments[keys[n]] for n in sel], list(stop), base,
                              max_tool_rounds, sandbox_timeout_s, progress)
-    if mode == "pot":
-        codes = [sandbox.extract_program(st.text) or st.text for st in states]
+    if mode in ("pot", "few_shot_pot"):
+        if mode == "pot":
+            codes = [sandbox.extract_program(st.text) or st.text for st in states]
+        else:
+            codes = [pal_program(st.text) for st in states]
         results = sandbox.run_many(codes, pot=True, timeout_s=sandbox_timeout_s, cpu_s=sandbox_timeout_s,
                                    progress=progress, desc="pot programs")
         for st, res in zip(states, results):
@@ -327,7 +375,7 @@ def evaluate(generator, items: Sequence[Item], mode: str, *, n_samples: int = 1,
         it = items[st.item]
         rows.append({"item_id": it.id, "benchmark": it.benchmark, "subject": it.subject, "level": it.level,
                      "sample": st.sample, "mode": mode, "reference": it.answer, "completion": st.text,
-                     "prediction": st.prediction if mode == "pot" else None, "extracted": g.extracted,
+                     "prediction": st.prediction if mode in ("pot", "few_shot_pot") else None, "extracted": g.extracted,
                      "correct": bool(g.correct), "reason": g.reason, "n_tokens": st.n_tokens,
                      "finish_reason": st.finish_reason, "tool_calls": st.tool_calls,
                      "sandbox_error": st.sandbox_error})

@@ -49,6 +49,34 @@ def truncate_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
     return (text[:cut], True) if cut >= 0 else (text, False)
 
 
+class ContextError(ValueError):
+    """A prompt (plus the tokens to generate) does not fit the model's context window."""
+
+
+def context_length(model) -> int | None:
+    """The model's context window in tokens (``max_position_embeddings``), or None when it does not say."""
+    cfg = getattr(model, "config", None)
+    n = getattr(cfg, "max_position_embeddings", None)
+    return int(n) if isinstance(n, int) and n > 0 else None
+
+
+def check_context(prompt_lengths, max_new_tokens: int, context: int | None) -> None:
+    """Raise :class:`ContextError` when the longest prompt plus ``max_new_tokens`` exceeds ``context``.
+
+    A model fed more tokens than its context silently degrades (and a few-shot prompt cut short scores near 0 %),
+    so an overlong prompt is an error, never a silent truncation.
+    """
+    lengths = list(prompt_lengths)
+    if context is None or not lengths:
+        return
+    longest = max(lengths)
+    if longest + max_new_tokens > context:
+        raise ContextError(f"a prompt of {longest} tokens plus max_new_tokens={max_new_tokens} needs "
+                           f"{longest + max_new_tokens} positions, but the model's context is {context} tokens; "
+                           "use fewer few-shot exemplars (n_shot), a smaller max_new_tokens, or a model with a "
+                           "longer context")
+
+
 class HFGenerator:
     """Batched sampling with transformers ``generate`` (left padding, KV cache)."""
 
@@ -72,6 +100,7 @@ class HFGenerator:
         jobs = [(i, p) for i, p in enumerate(prompts) for _ in range(cfg.n)]
         # Similar lengths in one batch waste less padding.
         lengths = {i: len(tok(p, add_special_tokens=False)["input_ids"]) for i, p in enumerate(prompts)}
+        check_context(lengths.values(), cfg.max_new_tokens, context_length(model))
         order = sorted(range(len(jobs)), key=lambda j: lengths[jobs[j][0]])
         results: list[list[Completion]] = [[] for _ in prompts]
         slots: dict[int, Completion] = {}

@@ -17,7 +17,7 @@ from fractions import Fraction
 from typing import Callable, Hashable, Iterable, Sequence
 
 __all__ = ["pass_at_k", "pass_at_k_curve", "answer_key", "group_answers", "majority_vote", "maj_at_k",
-           "maj_at_k_curve", "accuracy", "breakdown", "k_grid"]
+           "maj_at_k_curve", "accuracy", "breakdown", "k_grid", "binomial_ci"]
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -185,3 +185,17 @@ def k_grid(k_max: int) -> list[int]:
     if k_max < 1:
         raise ValueError(f"k_max must be >= 1, got {k_max}")
     return list(range(1, k_max + 1))
+
+
+def binomial_ci(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson 95 % interval of a proportion with ``k`` successes out of ``n`` (an accuracy on ``n`` items).
+
+    Wilson rather than the normal approximation: it stays inside [0, 1] and is not zero-width at 0 % or 100 %.
+    """
+    if n < 1 or not 0 <= k <= n:
+        raise ValueError(f"binomial_ci: need n >= 1 and 0 <= k <= n, got k={k}, n={n}")
+    p = k / n
+    den = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / den
+    half = z * ((p * (1 - p) / n + z * z / (4 * n * n)) ** 0.5) / den
+    return max(0.0, centre - half), min(1.0, centre + half)

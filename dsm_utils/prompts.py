@@ -1,54 +1,104 @@
-"""Evaluation prompts as the paper uses them (DeepSeekMath §3.2.1, §5.1.2).
+"""Evaluation prompts: DeepSeek-Math's own few-shot prompts, read as data, and the zero-shot chat forms.
+
+The few-shot exemplars, templates and stop words are those of DeepSeek-Math's evaluation code (repository
+``deepseek-ai/DeepSeek-Math``, folder ``evaluation/few_shot_prompts/``, MIT licence), stored as text data in
+``$DSM_DATA_DIR/prompts/deepseek_math_prompts.json`` at a pinned commit (see that folder's README, and
+:func:`derive_prompts_json`, which rebuilds the file from the upstream ``.py`` files). Nothing here invents an
+exemplar. The prompt formats are credited to that repository, not to the paper: the paper reports the numbers
+(Tables 2–5), the repository says how they were prompted.
 
 Modes (``MODES``):
 
-- ``few_shot_cot`` — base models: few-shot chain-of-thought. GSM8K 8-shot ``Q: … A: … The answer is N.``;
-  MATH / MATH-500 / OCW / Gaokao-MathCloze 4-shot in the Minerva form (``Problem:`` / ``Solution:`` ending
-  ``Final Answer: The final answer is $X$. I hope it is correct.``); MMLU-STEM / SAT / Gaokao-MathQA the
-  Minerva form with an ``Answer Choices:`` line; CMATH / MGSM-zh a Chinese few-shot form (``问题：`` /
-  ``解答：`` … ``答案是 N。``). Exemplars come from each benchmark's *train* split, drawn deterministically
-  (benchmarks without a train split borrow from GSM8K / MATH train; the Chinese ones use four short
-  problems written for this project, since no Chinese train split is available). Exemplars whose question
-  also appears in the benchmark's test split are excluded.
-- ``zero_shot_cot`` — instruct / RL models: ``User: {question}\\n{instruction}\\n\\nAssistant:`` with
+- ``few_shot_cot`` — base models, Table 2: the repository's chain-of-thought prompt of the benchmark (GSM8K
+  8-shot ``Q:/A:``, MATH 4-shot Minerva ``Problem:/Solution:``, SAT / MMLU-STEM / OCW 4-shot, CMATH 6-shot,
+  Gaokao-MathCloze / -MathQA 5-shot). MATH-500 uses the MATH prompt (its own row: the paper reports the full
+  5,000-problem MATH test only). The toy benchmarks (GSM8K-like word problems) use the GSM8K prompt.
+- ``few_shot_pot`` — base models, Table 3 ("+Python"): the repository's PAL prompts (GSM8K 8-shot, MATH 4-shot);
+  the program is run in the sandbox and its answer graded.
+- ``zero_shot_cot`` — instruct / RL models, Table 5: ``User: {question}\\n{instruction}\\n\\nAssistant:`` with
   ``Please reason step by step, and put your final answer within \\boxed{}.`` (Chinese benchmarks:
   ``请通过逐步推理来解答问题，并把最终答案放置于\\boxed{}中。``), exactly :func:`dsm_utils.problems.chat_prompt`.
-- ``tool`` — tool-integrated reasoning: the same chat form with the program instruction; generation stops at
-  the ``\u0060\u0060\u0060output`` fence so the evaluator can run the program and append its output.
-- ``pot`` — program-of-thought: the model writes a program; the answer is what it prints or returns.
+- ``tool`` — tool-integrated reasoning, Table 5: the same chat form with the program instruction; generation stops
+  at the ``\u0060\u0060\u0060output`` fence so the evaluator can run the program and append its output.
+- ``pot`` — the toy world's zero-shot program form (the chat form with a program instruction, what 05 trains):
+  no paper number belongs to it.
 
-Every prompt comes with its stop strings (the next exemplar header for few-shot; the next ``User:`` turn for
-chat forms; plus the output fence for ``tool``).
+A few-shot prompt may be cut to its first ``n_shot`` exemplars (a model with a short context): the exemplars are
+still the repository's, in its order; the cut is recorded by the caller. Every prompt comes with its stop
+strings (the repository's for few-shot forms; the next ``User:`` turn for chat forms; plus the output fence for
+``tool``).
 """
 from __future__ import annotations
 
+import ast
+import json
 import os
-import random
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Sequence
+from typing import Mapping, Sequence
 
 from . import problems
-from .benchmarks import CHINESE, LETTERS, MULTIPLE_CHOICE, Item, cached_items, format_choices, question_with_choices
+from .benchmarks import CHINESE, LETTERS, MULTIPLE_CHOICE, Item, format_choices, question_with_choices
+from .data import require
 
-__all__ = ["MODES", "Prompt", "build_prompt", "build_prompts", "exemplars", "few_shot_prefix", "stop_strings",
-           "instruction", "COT_INSTRUCTION", "COT_INSTRUCTION_ZH", "TOOL_INSTRUCTION", "TOOL_INSTRUCTION_ZH",
-           "POT_INSTRUCTION", "POT_INSTRUCTION_ZH", "OUTPUT_FENCE", "FEW_SHOT", "ZH_EXEMPLARS"]
+__all__ = ["MODES", "Prompt", "PromptFile", "build_prompt", "build_prompts", "has_prompt", "prompt_file", "prompt_name",
+           "exemplar_blocks", "n_exemplars", "few_shot_prefix", "stop_strings", "instruction", "derive_prompts_json",
+           "PROMPTS_FILE", "FEW_SHOT_PROMPTS", "PAL_PROMPTS", "UPSTREAM", "UPSTREAM_PROMPT_FILES",
+           "COT_INSTRUCTION", "COT_INSTRUCTION_ZH", "TOOL_INSTRUCTION", "TOOL_INSTRUCTION_ZH", "POT_INSTRUCTION",
+           "POT_INSTRUCTION_ZH", "OUTPUT_FENCE", "is_multiple_choice", "format_choices"]
 
-MODES = ("few_shot_cot", "zero_shot_cot", "pot", "tool")
+MODES = ("few_shot_cot", "few_shot_pot", "zero_shot_cot", "tool", "pot")
 
 COT_INSTRUCTION = problems.INSTRUCTION  # "Please reason step by step, and put your final answer within \boxed{}."
 COT_INSTRUCTION_ZH = "请通过逐步推理来解答问题，并把最终答案放置于\\boxed{}中。"
 TOOL_INSTRUCTION = ("Please integrate natural language reasoning with programs to solve the problem above, "
                     "and put your final answer within \\boxed{}.")
 TOOL_INSTRUCTION_ZH = "请结合自然语言推理和程序来解答上述问题，并把最终答案放置于\\boxed{}中。"
+#: The toy world's program instruction (05 trains with it); not a DeepSeek-Math prompt.
 POT_INSTRUCTION = ("Please write a Python program to solve the problem above. "
                    "The program should print the final answer.")
 POT_INSTRUCTION_ZH = "请编写一个 Python 程序来解答上述问题，程序应打印出最终答案。"
 #: The tool-integrated format: the model's program is followed by its output in this fence.
 OUTPUT_FENCE = "```output"
 CHAT_STOP = ["User:"]
+
+#: The data file (under ``$DSM_DATA_DIR``) holding DeepSeek-Math's few-shot prompts.
+PROMPTS_FILE = "prompts/deepseek_math_prompts.json"
+#: Where the data file comes from: repository, pinned commit, folder.
+UPSTREAM = {"repository": "deepseek-ai/DeepSeek-Math", "commit": "b8b0f8ce093d80bf8e9a641e44142f06d092c305",
+            "folder": "evaluation/few_shot_prompts/"}
+#: The upstream files :func:`derive_prompts_json` reads (raw URL = ``UPSTREAM_RAW + name``).
+UPSTREAM_PROMPT_FILES = ("cot_cmath_6_shot.py", "cot_gaokao_mathcloze_5_shot.py", "cot_gaokao_mathqa_5_shot.py",
+                         "cot_gsm_8_shot.py", "cot_math_sat_4_shot.py", "cot_minerva_math_4_shot.py",
+                         "cot_mmlu_stem_4_shot.py", "cot_ocwcourses_4_shot.py", "minif2f_isabelle.py",
+                         "pal_gsm_8_shot.py", "pal_math_4_shot.py")
+UPSTREAM_RAW = (f"https://raw.githubusercontent.com/{UPSTREAM['repository']}/{UPSTREAM['commit']}/"
+                f"{UPSTREAM['folder']}")
+
+#: Benchmark -> the repository's chain-of-thought prompt (``evaluation/configs/few_shot_test_configs.json``).
+FEW_SHOT_PROMPTS: dict[str, str] = {
+    "gsm8k": "cot_gsm_8_shot",
+    "math": "cot_minerva_math_4_shot",
+    "math500": "cot_minerva_math_4_shot",
+    "ocw": "cot_ocwcourses_4_shot",
+    "sat": "cot_math_sat_4_shot",
+    "mmlu_stem": "cot_mmlu_stem_4_shot",
+    "cmath": "cot_cmath_6_shot",
+    "gaokao_mathcloze": "cot_gaokao_mathcloze_5_shot",
+    "gaokao_mathqa": "cot_gaokao_mathqa_5_shot",
+    "toy": "cot_gsm_8_shot",  # toy word problems are GSM8K-like; the paper has no toy prompt
+    "toy_ood": "cot_gsm_8_shot",
+}
+#: Benchmark -> the repository's PAL (program) prompt; only GSM8K and MATH have one (Table 3).
+PAL_PROMPTS: dict[str, str] = {"gsm8k": "pal_gsm_8_shot", "math": "pal_math_4_shot", "math500": "pal_math_4_shot",
+                               "toy": "pal_gsm_8_shot", "toy_ood": "pal_gsm_8_shot"}
+
+# How each prompt file's exemplars start (used to split the exemplar block into single exemplars).
+_HEADS = {"cot_gsm_8_shot": r"Q: ", "pal_gsm_8_shot": r"Q: ", "cot_cmath_6_shot": r"问题：",
+          "cot_gaokao_mathcloze_5_shot": r"问题 \d+\.", "cot_gaokao_mathqa_5_shot": r"问题 \d+\.",
+          "cot_minerva_math_4_shot": r"Problem:", "cot_math_sat_4_shot": r"Problem:",
+          "cot_mmlu_stem_4_shot": r"Problem:", "cot_ocwcourses_4_shot": r"Problem:", "pal_math_4_shot": r"Problem:"}
 
 
 @dataclass
@@ -60,203 +110,106 @@ class Prompt:
 
 
 @dataclass(frozen=True)
-class FewShotSpec:
-    """How a benchmark is prompted few-shot: exemplar ``style``, ``n_shot``, and where exemplars come from."""
+class PromptFile:
+    """One of the repository's few-shot prompt files: exemplar text, ``template`` and ``stop_words``."""
 
-    style: str  # "qa" | "toy_qa" | "minerva" | "minerva_mc" | "zh_qa"
-    n_shot: int
-    source: tuple[str, str] | None  # (benchmark, split) of the exemplar pool; None = ZH_EXEMPLARS
+    name: str
+    cls: str
+    few_shot_prompt: str
+    template: str
+    stop_words: tuple[str, ...]
 
+    @property
+    def nominal_shots(self) -> int:
+        """The number of exemplars the file name states (``cot_gsm_8_shot`` → 8; ``pal_math_4_shot`` holds 5)."""
+        return int(re.search(r"_(\d+)_shot$", self.name).group(1))
 
-FEW_SHOT: dict[str, FewShotSpec] = {
-    "gsm8k": FewShotSpec("qa", 8, ("gsm8k", "train")),
-    "math": FewShotSpec("minerva", 4, ("math", "train")),
-    "math500": FewShotSpec("minerva", 4, ("math", "train")),
-    "ocw": FewShotSpec("minerva", 4, ("math", "train")),
-    "gaokao_mathcloze": FewShotSpec("minerva", 4, ("math", "train")),
-    "gaokao_mathqa": FewShotSpec("minerva_mc", 4, ("math", "train")),
-    "sat": FewShotSpec("minerva_mc", 4, ("math", "train")),
-    "mmlu_stem": FewShotSpec("minerva_mc", 4, ("math", "train")),
-    "cmath": FewShotSpec("zh_qa", 4, None),
-    "mgsm_zh": FewShotSpec("zh_qa", 4, None),
-    "toy": FewShotSpec("toy_qa", 4, ("toy", "train")),
-    "toy_ood": FewShotSpec("toy_qa", 4, ("toy", "train")),
-}
-
-#: Short Chinese arithmetic word problems written for this project (CMATH / MGSM-zh have no train split).
-ZH_EXEMPLARS: tuple[Item, ...] = (
-    Item(question="小明有 5 个苹果，妈妈又给了他 3 个，他吃掉了 2 个。小明现在有几个苹果？",
-         solution="妈妈给了 3 个后，小明有 5 + 3 = 8 个苹果；吃掉 2 个后，剩下 8 - 2 = 6 个。", answer="6",
-         id="zh-own-0", benchmark="zh_exemplars"),
-    Item(question="一本故事书 12 元，一支钢笔 7 元。买 3 本故事书和 2 支钢笔一共要多少元？",
-         solution="3 本故事书要 3 × 12 = 36 元，2 支钢笔要 2 × 7 = 14 元，一共要 36 + 14 = 50 元。", answer="50",
-         id="zh-own-1", benchmark="zh_exemplars"),
-    Item(question="学校买来 96 棵树苗，平均分给 4 个班，每个班再把分到的树苗平均分成 3 组种植。每组种多少棵？",
-         solution="每个班分到 96 ÷ 4 = 24 棵，每组种 24 ÷ 3 = 8 棵。", answer="8", id="zh-own-2",
-         benchmark="zh_exemplars"),
-    Item(question="一块长方形菜地长 15 米，宽 8 米。这块菜地的周长是多少米？",
-         solution="长方形的周长 = (长 + 宽) × 2，所以周长是 (15 + 8) × 2 = 46 米。", answer="46", id="zh-own-3",
-         benchmark="zh_exemplars"),
-)
-
-_MAX_Q_CHARS = 400  # short exemplars keep prompts inside small context windows
-_MAX_SOL_CHARS = 700
-_BOX_CMD = re.compile(r"\\(?:boxed|fbox)\s*")
+    def format(self, task_input: str, few_shot_prompt: str | None = None) -> str:
+        """The repository's ``format_prompt(task_input, task_output="")``: the template, then ``.rstrip()``."""
+        fsp = self.few_shot_prompt if few_shot_prompt is None else few_shot_prompt
+        return self.template.format(few_shot_prompt=fsp, task_input=task_input, task_output="").rstrip()
 
 
-def _norm_q(q: str) -> str:
-    return re.sub(r"\s+", " ", q).strip()
+@lru_cache(maxsize=8)
+def _load(path: str, mtime: float) -> dict:
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
 
 
-def _strip_boxes(text: str) -> str:
-    """``\\boxed{X}`` -> ``X`` (brace-matched), for solutions shown in non-boxed formats."""
-    out, i = [], 0
-    for m in _BOX_CMD.finditer(text):
-        if m.start() < i:
-            continue
-        j = m.end()
-        if j < len(text) and text[j] == "{":
-            depth, k = 0, j
-            while k < len(text):
-                if text[k] == "{":
-                    depth += 1
-                elif text[k] == "}":
-                    depth -= 1
-                    if depth == 0:
-                        break
-                k += 1
-            out.append(text[i:m.start()] + text[j + 1:k])
-            i = k + 1
-        else:
-            out.append(text[i:m.start()])
-            i = j
-    out.append(text[i:])
-    return "".join(out)
-
-
-def _int_answer(ans: str | None) -> int | None:
-    if ans is None or not re.fullmatch(r"-?\d+", ans.strip()):
-        return None
-    return int(ans)
-
-
-def _make_mc(item: Item, rng: random.Random) -> Item:
-    """A MATH train problem with an integer answer, turned into a 4-option question with a fixed answer slot."""
-    a = _int_answer(item.answer)
-    assert a is not None
-    distract = []
-    for d in (a + 1, a - 1, 2 * a, a + 2, a - 2, a + 10, 3 * a, a + 5):
-        if d != a and d not in distract:
-            distract.append(d)
-        if len(distract) == 3:
-            break
-    slot = rng.randrange(4)
-    opts = [str(d) for d in distract]
-    opts.insert(slot, str(a))
-    return Item(question=item.question, answer=LETTERS[slot], solution=_strip_boxes(item.solution or ""),
-                subject=item.subject, level=item.level, id=item.id, benchmark=item.benchmark, choices=opts)
-
-
-def _test_questions(benchmark: str, data_dir) -> set[str]:
+def prompt_file(name: str, data_dir: str | os.PathLike | None = None) -> PromptFile:
+    """The repository's prompt file ``name`` (e.g. ``"cot_gsm_8_shot"``), read from ``$DSM_DATA_DIR``."""
+    path = require(PROMPTS_FILE, data_dir)
+    doc = _load(str(path), path.stat().st_mtime)
+    table = doc.get("prompts", {})
+    if name not in table:
+        raise KeyError(f"{path}: no prompt {name!r}; it has {sorted(table)}")
+    rec = table[name]
     try:
-        return {_norm_q(it.question) for it in cached_items(benchmark, "test", data_dir=data_dir)}
-    except FileNotFoundError:
-        return set()
+        text = rec["module_constants"]["few_shot_prompt"]
+        return PromptFile(name, rec["class"], text, rec["template"], tuple(rec["stop_words"]))
+    except KeyError as exc:
+        raise KeyError(f"{path}: prompt {name!r} lacks field {exc}") from None
 
 
-@lru_cache(maxsize=64)
-def _exemplars_cached(benchmark: str, n: int, data_dir: str | None) -> tuple[Item, ...]:
-    spec = FEW_SHOT[benchmark]
-    if spec.source is None:
-        pool = list(ZH_EXEMPLARS)
-        if n > len(pool):
-            raise ValueError(f"{benchmark}: only {len(pool)} Chinese exemplars exist, asked for {n}")
-        return tuple(pool[:n])
-    src_name, src_split = spec.source
-    banned = _test_questions(benchmark, data_dir)
-    cands = []
-    for it in cached_items(src_name, src_split, data_dir=data_dir):
-        if _norm_q(it.question) in banned:
-            continue  # never show a test problem (MATH train holds one test problem verbatim)
-        if not it.answer or len(it.question) > _MAX_Q_CHARS or not it.solution or len(it.solution) > _MAX_SOL_CHARS:
-            continue
-        if "[asy]" in it.question or "[asy]" in it.solution:
-            continue  # Asymptote figures are long and mean nothing without the picture
-        if spec.style == "minerva_mc" and _int_answer(it.answer) is None:
-            continue
-        cands.append(it)
-    if len(cands) < n:
-        raise ValueError(f"{benchmark}: only {len(cands)} usable exemplars in {src_name}/{src_split}, asked for {n}")
-    # The seed depends on the benchmark only, so the same exemplars are drawn on every run and machine.
-    rng = random.Random(f"fewshot:{benchmark}")
-    picked = rng.sample(cands, n)
-    if spec.style == "minerva_mc":
-        picked = [_make_mc(it, rng) for it in picked]
-    return tuple(picked)
+def prompt_name(benchmark: str, mode: str) -> str:
+    """Which repository prompt file ``benchmark`` uses in a few-shot ``mode``."""
+    table = FEW_SHOT_PROMPTS if mode == "few_shot_cot" else PAL_PROMPTS if mode == "few_shot_pot" else None
+    if table is None:
+        raise ValueError(f"mode {mode!r} is not few-shot; few-shot modes: few_shot_cot, few_shot_pot")
+    if benchmark not in table:
+        raise ValueError(f"DeepSeek-Math's evaluation has no {mode} prompt for {benchmark!r}; "
+                         f"benchmarks with one: {', '.join(table)}")
+    return table[benchmark]
 
 
-def exemplars(benchmark: str, n: int | None = None, data_dir: str | os.PathLike | None = None) -> list[Item]:
-    """The few-shot exemplars of ``benchmark`` (default count: the paper's, see :data:`FEW_SHOT`).
+def _raw_blocks(name: str, data_dir) -> list[str]:
+    """The exemplar text cut at each exemplar head; ``"".join(blocks) == few_shot_prompt``."""
+    pf = prompt_file(name, data_dir)
+    text = pf.few_shot_prompt
+    starts = [m.start() for m in re.finditer(r"(?:^|(?<=\n))" + _HEADS[name], text)]
+    if not starts or starts[0] != 0:
+        raise ValueError(f"{PROMPTS_FILE}: prompt {name!r} does not start with an exemplar head {_HEADS[name]!r}")
+    bounds = starts + [len(text)]
+    return [text[a:b] for a, b in zip(bounds, bounds[1:])]
 
-    Drawn from the train split named in :data:`FEW_SHOT` with a seed fixed by the benchmark name, so the
-    result is the same on every call; questions that appear in the benchmark's test split are excluded.
+
+def exemplar_blocks(name: str, data_dir: str | os.PathLike | None = None) -> list[str]:
+    """The exemplars of prompt file ``name`` one by one, as the file holds them (trailing separators dropped)."""
+    return [b.rstrip() for b in _raw_blocks(name, data_dir)]
+
+
+def n_exemplars(name: str, data_dir: str | os.PathLike | None = None) -> int:
+    """How many exemplars prompt file ``name`` holds."""
+    return len(_raw_blocks(name, data_dir))
+
+
+def few_shot_prefix(name: str, n_shot: int | None = None, data_dir: str | os.PathLike | None = None) -> str:
+    """The exemplar text of prompt file ``name``, cut to its first ``n_shot`` exemplars (None: all of them).
+
+    A cut keeps the file's own text up to the end of exemplar ``n_shot`` (then stripped, as the file strips its
+    whole text), so it equals what the repository would build from a file holding only those exemplars.
     """
-    if benchmark not in FEW_SHOT:
-        raise ValueError(f"no few-shot prompt for {benchmark!r}; benchmarks with one: {', '.join(FEW_SHOT)}")
-    spec = FEW_SHOT[benchmark]
-    n = spec.n_shot if n is None else n
-    if n < 0:
-        raise ValueError(f"n_shot must be >= 0, got {n}")
-    return list(_exemplars_cached(benchmark, n, str(data_dir) if data_dir else None))
+    blocks = _raw_blocks(name, data_dir)
+    if n_shot is None or n_shot == len(blocks):
+        return prompt_file(name, data_dir).few_shot_prompt
+    if not 1 <= n_shot <= len(blocks):
+        raise ValueError(f"n_shot={n_shot} for {name}: must be between 1 and {len(blocks)} (its exemplars)")
+    return "".join(blocks[:n_shot]).rstrip()
 
 
-# --------------------------------------------------------------------------------------------------
-# formats
-
-
-def _gsm_rationale(sol: str) -> str:
-    lines = [ln.strip() for ln in sol.strip().splitlines() if ln.strip()]
-    return " ".join(ln if ln.endswith((".", "!", "?", ":")) else ln + "." for ln in lines)
-
-
-def _format_shot(style: str, it: Item, with_answer: bool) -> str:
-    """One exemplar (``with_answer``) or the final question (without)."""
-    if style in ("qa", "toy_qa"):
-        head = f"Q: {it.question}\nA:"
-        if not with_answer:
-            return head
-        if style == "toy_qa":
-            return f"{head} {it.solution}"
-        return f"{head} {_gsm_rationale(it.solution or '')} The answer is {it.answer}."
-    if style == "zh_qa":
-        head = f"问题：{it.question}\n解答："
-        return head if not with_answer else f"{head}{it.solution} 答案是 {it.answer}。"
-    if style in ("minerva", "minerva_mc"):
-        q = it.question.rstrip()
-        if style == "minerva_mc" and it.choices:
-            q += "\nAnswer Choices: " + " ".join(f"({LETTERS[i]}) {c}" for i, c in enumerate(it.choices))
-        head = f"Problem:\n{q}\n\nSolution:"
-        if not with_answer:
-            return head
-        final = f"({it.answer})" if style == "minerva_mc" else f"${it.answer}$"
-        return f"{head}\n{(it.solution or '').strip()}\nFinal Answer: The final answer is {final}. I hope it is correct."
-    raise ValueError(f"unknown few-shot style {style!r}")
-
-
-_FEW_SHOT_STOP = {
-    "qa": ["\n\nQ:", "\nQ:"],
-    "toy_qa": ["\n\nQ:", "\nQ:"],
-    "minerva": ["\n\nProblem:", "\nProblem:"],
-    "minerva_mc": ["\n\nProblem:", "\nProblem:"],
-    "zh_qa": ["\n\n问题：", "\n问题："],
-}
-
-
-def few_shot_prefix(benchmark: str, n_shot: int | None = None, data_dir: str | os.PathLike | None = None) -> str:
-    """The exemplar block that precedes every question of ``benchmark`` (ends with a blank line)."""
-    style = FEW_SHOT[benchmark].style
-    shots = exemplars(benchmark, n_shot, data_dir)
-    return "".join(_format_shot(style, s, True) + "\n\n" for s in shots)
+def _task_input(item: Item, name: str) -> str:
+    """The question as the repository's prompt files show it (multiple-choice options in their layout)."""
+    q = item.question.strip()
+    if name in ("cot_mmlu_stem_4_shot", "cot_math_sat_4_shot"):
+        if not item.choices:
+            raise ValueError(f"{item.id}: a multiple-choice prompt needs choices")
+        opts = ", ".join(f"({LETTERS[i]}) {c}" for i, c in enumerate(item.choices))
+        return f"{q}\nWhat of the following is the right choice? Explain your answer.\n{opts}"
+    if name == "cot_gaokao_mathqa_5_shot":
+        if not item.choices:
+            raise ValueError(f"{item.id}: a multiple-choice prompt needs choices")
+        return f"{q}\n从以下选项中选择:    " + " ".join(f"({LETTERS[i]}){c}" for i, c in enumerate(item.choices))
+    return q
 
 
 def instruction(benchmark: str, mode: str) -> str:
@@ -268,15 +221,13 @@ def instruction(benchmark: str, mode: str) -> str:
         return TOOL_INSTRUCTION_ZH if zh else TOOL_INSTRUCTION
     if mode == "pot":
         return POT_INSTRUCTION_ZH if zh else POT_INSTRUCTION
-    raise ValueError(f"mode {mode!r} has no instruction; valid modes: {', '.join(MODES)}")
+    raise ValueError(f"mode {mode!r} has no instruction; zero-shot modes: zero_shot_cot, tool, pot")
 
 
-def stop_strings(benchmark: str, mode: str) -> list[str]:
+def stop_strings(benchmark: str, mode: str, data_dir: str | os.PathLike | None = None) -> list[str]:
     """Where a completion of ``mode`` on ``benchmark`` ends (besides EOS)."""
-    if mode == "few_shot_cot":
-        if benchmark not in FEW_SHOT:
-            raise ValueError(f"no few-shot prompt for {benchmark!r}")
-        return list(_FEW_SHOT_STOP[FEW_SHOT[benchmark].style])
+    if mode in ("few_shot_cot", "few_shot_pot"):
+        return list(prompt_file(prompt_name(benchmark, mode), data_dir).stop_words)
     if mode == "tool":
         return [OUTPUT_FENCE] + CHAT_STOP
     if mode in ("zero_shot_cot", "pot"):
@@ -284,27 +235,39 @@ def stop_strings(benchmark: str, mode: str) -> list[str]:
     raise ValueError(f"unknown mode {mode!r}; valid modes: {', '.join(MODES)}")
 
 
-def build_prompt(item: Item, mode: str, *, n_shot: int | None = None,
+def has_prompt(benchmark: str, mode: str) -> bool:
+    """Whether ``benchmark`` can be prompted in ``mode`` (few-shot modes need a repository prompt file)."""
+    if mode == "few_shot_cot":
+        return benchmark in FEW_SHOT_PROMPTS
+    if mode == "few_shot_pot":
+        return benchmark in PAL_PROMPTS
+    return mode in MODES and benchmark != "minif2f"
+
+
+def build_prompt(item: Item, mode: str, *, n_shot: int | Mapping[str, int] | None = None,
                  data_dir: str | os.PathLike | None = None) -> Prompt:
-    """The prompt text and stop strings for ``item`` in ``mode`` (see the module docstring)."""
+    """The prompt text and stop strings for ``item`` in ``mode`` (see the module docstring).
+
+    ``n_shot``: keep only the first ``n_shot`` exemplars of a few-shot prompt (None: all of them); a mapping
+    gives the count per prompt file name (``{"cot_gsm_8_shot": 2}``), files it does not name keep all.
+    """
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; valid modes: {', '.join(MODES)}")
     if item.benchmark == "minif2f":
         raise ValueError("minif2f is loaded for its statements only (formal proving is not evaluated here)")
-    stop = stop_strings(item.benchmark, mode)
-    if mode == "few_shot_cot":
-        style = FEW_SHOT[item.benchmark].style
-        last = item
-        if style == "minerva_mc" and not item.choices:
-            raise ValueError(f"{item.id}: a multiple-choice prompt needs choices")
-        return Prompt(few_shot_prefix(item.benchmark, n_shot, data_dir) + _format_shot(style, last, False), stop)
+    stop = stop_strings(item.benchmark, mode, data_dir)
+    if mode in ("few_shot_cot", "few_shot_pot"):
+        name = prompt_name(item.benchmark, mode)
+        pf = prompt_file(name, data_dir)
+        k = n_shot.get(name) if isinstance(n_shot, Mapping) else n_shot
+        return Prompt(pf.format(_task_input(item, name), few_shot_prefix(name, k, data_dir)), stop)
     q = question_with_choices(item)
     return Prompt(problems.chat_prompt(q, instruction(item.benchmark, mode)), stop)
 
 
-def build_prompts(items: Sequence[Item], mode: str, *, n_shot: int | None = None,
+def build_prompts(items: Sequence[Item], mode: str, *, n_shot: int | Mapping[str, int] | None = None,
                   data_dir: str | os.PathLike | None = None) -> list[Prompt]:
-    """:func:`build_prompt` for many items (exemplars are drawn once per benchmark and cached)."""
+    """:func:`build_prompt` for many items."""
     return [build_prompt(it, mode, n_shot=n_shot, data_dir=data_dir) for it in items]
 
 
@@ -313,4 +276,53 @@ def is_multiple_choice(benchmark: str) -> bool:
     return benchmark in MULTIPLE_CHOICE
 
 
-__all__ += ["is_multiple_choice", "format_choices"]
+# --------------------------------------------------------------------------------------------------
+# deriving the data file from the upstream repository (for `python -m dsm_utils.data fetch`)
+
+
+def _parse_prompt_module(source: str, filename: str) -> dict:
+    """One upstream ``few_shot_prompts/*.py`` file -> its record of the data file, parsed without importing it."""
+    tree = ast.parse(source, filename)
+    consts: dict[str, object] = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            val = node.value
+            strip = False
+            # `"""...""".strip()` as the files write their exemplar text
+            if (isinstance(val, ast.Call) and isinstance(val.func, ast.Attribute) and val.func.attr == "strip"
+                    and not val.args):
+                val, strip = val.func.value, True
+            try:
+                lit = ast.literal_eval(val)
+            except ValueError:
+                continue
+            if isinstance(lit, (str, dict)):
+                consts[node.targets[0].id] = lit.strip() if strip and isinstance(lit, str) else lit
+    cls = next(n for n in tree.body if isinstance(n, ast.ClassDef))
+    fmt = next(n for n in cls.body if isinstance(n, ast.FunctionDef) and n.name == "format_prompt")
+    stop_fn = next(n for n in cls.body if isinstance(n, ast.FunctionDef) and n.name == "stop_words")
+    stops = next(ast.literal_eval(n.value) for n in ast.walk(stop_fn) if isinstance(n, ast.Return))
+    fstring = next(n.value for n in ast.walk(fmt) if isinstance(n, ast.Assign) and isinstance(n.value, ast.JoinedStr))
+    parts = []
+    for v in fstring.values:
+        if isinstance(v, ast.Constant):
+            parts.append(v.value.replace("{", "{{").replace("}", "}}"))
+        else:
+            parts.append("{" + ast.unparse(v.value) + "}")
+    return {"source_file": UPSTREAM["folder"] + filename,
+            "class": cls.name, "format_prompt_args": [a.arg for a in fmt.args.args[1:]],
+            "template": "".join(parts), "template_postprocess": "prompt.rstrip()", "stop_words": stops,
+            "module_constants": consts}
+
+
+def derive_prompts_json(sources: dict[str, str]) -> dict:
+    """Rebuild ``deepseek_math_prompts.json`` from the upstream files' text (``{file name: source}``).
+
+    ``data fetch`` downloads :data:`UPSTREAM_PROMPT_FILES` from :data:`UPSTREAM_RAW` and writes
+    ``json.dumps(derive_prompts_json(sources), ensure_ascii=False, indent=2)``; the exemplar texts, templates and
+    stop words equal those of the shared copy (a test checks the round trip on the shared copy's own records).
+    """
+    prompts = {}
+    for filename in sorted(sources):
+        prompts[filename.removesuffix(".py")] = _parse_prompt_module(sources[filename], filename)
+    return {"source": {**UPSTREAM, "licence": "MIT (LICENSE-CODE, Copyright (c) 2023 DeepSeek)"}, "prompts": prompts}

@@ -6,17 +6,28 @@ Each notebook ``notebooks/NN_name.ipynb`` runs (kernel ``python3``, cwd = repo r
 ``runs/<profile>/NN_name/``: the executed notebook, ``params.json``, ``metrics.json`` and figures.
 Before anything executes, every key of ``params/<profile>/NN_name.yaml`` and of ``--set`` is checked
 against the notebook's ``parameters`` cell (papermill itself only warns about unknown keys): an
-unknown key or a wrong type is an error naming the key, the file and the valid keys. The run stops
-at the first failing notebook and prints its failing cell and error in a few lines.
+unknown key or a wrong type (element types of lists and dicts included) is an error naming the key, the
+file and the valid keys. An enumerated parameter says its choices in a comment on its line, which readers
+see and the runner checks::
+
+    backend = "hf"  # one of: "hf", "vllm"
+    modes = ["zero_shot_cot", "tool"]  # each one of: "few_shot_cot", "few_shot_pot", "zero_shot_cot", "tool", "pot"
+
+(``one of:`` for a scalar; ``each one of:`` for the elements of a list or the keys of a dict.) Comments in a
+parameters cell hold no ``=`` sign, so papermill's own parser reads every line. The run stops at the first
+failing notebook and prints its failing cell and error in a few lines. A notebook that succeeds gets its run
+folder's completion marker (``done.json``) if it did not write it itself (:meth:`dsm_utils.tracking.Run.finish`).
 """
 from __future__ import annotations
 
 import argparse
 import ast
 import json
+import os
+import re
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -61,10 +72,11 @@ class ParameterError(ValueError):
 
 @dataclass
 class Notebook:
-    """A numbered notebook and the defaults of its ``parameters`` cell."""
+    """A numbered notebook, the defaults of its ``parameters`` cell and the choices of its enumerated ones."""
 
     path: Path
     defaults: dict[str, Any]
+    choices: dict[str, tuple[str, list[Any]]] = field(default_factory=dict)  # name -> ("one"|"each", values)
 
     @property
     def name(self) -> str:
@@ -84,6 +96,51 @@ def parameters_source(nb_path: Path) -> str:
     if len(cells) != 1:
         raise ParameterError(f"{nb_path}: expected exactly one cell tagged 'parameters', found {len(cells)}")
     return cells[0].source
+
+
+_CHOICES_RE = re.compile(r"#.*?\b(each one of|one of):\s*(.+)$")
+
+
+def _comments(source: str) -> dict[int, str]:
+    """Line number -> the comment on that line of ``source``."""
+    import io
+    import tokenize
+
+    out = {}
+    try:
+        for tok in tokenize.generate_tokens(io.StringIO(source).readline):
+            if tok.type == tokenize.COMMENT:
+                out[tok.start[0]] = tok.string
+    except (tokenize.TokenError, SyntaxError):
+        pass
+    return out
+
+
+def parse_choices(source: str, where: str = "<parameters cell>") -> dict[str, tuple[str, list[Any]]]:
+    """The enumerated parameters of a parameters cell: ``{name: ("one" | "each", [choices])}``.
+
+    Read from a comment on the assignment's last line: ``# one of: "a", "b"`` (the value is one of them) or
+    ``# each one of: "a", "b"`` (every element of a list value, or every key of a dict value, is one of them).
+    Text after the choices may follow a ``;``.
+    """
+    tree = ast.parse(source)
+    comments = _comments(source)
+    out: dict[str, tuple[str, list[Any]]] = {}
+    for node in tree.body:
+        target = node.targets[0] if isinstance(node, ast.Assign) else getattr(node, "target", None)
+        if not isinstance(target, ast.Name):
+            continue
+        m = _CHOICES_RE.search(comments.get(node.end_lineno, ""))
+        if not m:
+            continue
+        raw = m.group(2).split(";", 1)[0].strip()
+        try:
+            values = ast.literal_eval(f"[{raw}]")
+        except (ValueError, SyntaxError):
+            raise ParameterError(f"{where}: line {node.end_lineno}: cannot read the choices of {target.id!r} "
+                                 f"({raw!r}); write them as literals: # one of: \"a\", \"b\"") from None
+        out[target.id] = ("each" if m.group(1) == "each one of" else "one", values)
+    return out
 
 
 def parse_parameters(source: str, where: str = "<parameters cell>") -> dict[str, Any]:
@@ -111,6 +168,17 @@ def parse_parameters(source: str, where: str = "<parameters cell>") -> dict[str,
     return out
 
 
+def load_notebook(nb_path: Path) -> Notebook:
+    """A notebook with the defaults and choices of its parameters cell (defaults must obey their choices)."""
+    src = parameters_source(nb_path)
+    nb = Notebook(nb_path, parse_parameters(src, str(nb_path)), parse_choices(src, str(nb_path)))
+    for key, value in nb.defaults.items():
+        problem = _choice_problem(nb, key, value)
+        if problem:
+            raise ParameterError(f"{nb_path}: the default of {key!r} {problem}")
+    return nb
+
+
 def discover(only: list[str] | None = None, notebook_dir: Path = NOTEBOOK_DIR) -> list[Notebook]:
     """Numbered notebooks in order, optionally filtered by number/name prefixes (``["05", "06"]``)."""
     paths = sorted(p for p in notebook_dir.glob("[0-9][0-9]_*.ipynb"))
@@ -120,32 +188,103 @@ def discover(only: list[str] | None = None, notebook_dir: Path = NOTEBOOK_DIR) -
         if unknown:
             raise ParameterError(f"--only {','.join(unknown)}: no such notebook; have {[p.stem for p in paths]}")
         paths = [p for p in paths if any(p.stem.startswith(o) for o in wanted)]
-    return [Notebook(p, parse_parameters(parameters_source(p), str(p))) for p in paths]
+    return [load_notebook(p) for p in paths]
+
+
+def _type_problem(default: Any, value: Any, where: str = "") -> str | None:
+    """Why ``value`` does not have the type of ``default`` (None when it does); lists and dicts elementwise."""
+    if default is None or value is None:
+        return None  # None means "unset/any" in a parameters cell; None as override resets to unset
+    want = type(default).__name__
+    bad = f"{where or 'the value'} must be {want}, got {type(value).__name__} {value!r}"
+    if isinstance(default, bool) or isinstance(value, bool):
+        return None if isinstance(default, bool) and isinstance(value, bool) else bad
+    if isinstance(default, float):
+        return None if isinstance(value, (int, float)) else bad
+    if isinstance(default, (list, tuple)):
+        if not isinstance(value, (list, tuple)):
+            return bad
+        if default and len({_kind(d) for d in default}) == 1:  # a homogeneous default fixes the element type
+            proto = _proto(default)
+            for i, v in enumerate(value):
+                p = _type_problem(proto, v, f"element {i}")
+                if p:
+                    return p
+        return None
+    if isinstance(default, dict):
+        if not isinstance(value, dict):
+            return bad
+        for k in value:
+            if not isinstance(k, str):
+                return f"key {k!r} must be str"
+        if default and len({_kind(d) for d in default.values()}) == 1:
+            proto = _proto(list(default.values()))
+            for k, v in value.items():
+                p = _type_problem(proto, v, f"value of key {k!r}")
+                if p:
+                    return p
+        return None
+    return None if isinstance(value, type(default)) else bad
+
+
+def _kind(v: Any) -> str:
+    """Type family for homogeneity checks (int and float count as one number family)."""
+    if isinstance(v, bool):
+        return "bool"
+    if isinstance(v, (int, float)):
+        return "number"
+    return type(v).__name__
+
+
+def _proto(values: list[Any]) -> Any:
+    """The element a homogeneous default list stands for (a float when its numbers mix int and float)."""
+    return 0.0 if any(isinstance(v, float) for v in values) else values[0]
 
 
 def _type_ok(default: Any, value: Any) -> bool:
-    if default is None or value is None:
-        return True  # None means "unset/any" in a parameters cell; None as override resets to unset
-    if isinstance(default, bool) or isinstance(value, bool):
-        return isinstance(default, bool) and isinstance(value, bool)
-    if isinstance(default, float):
-        return isinstance(value, (int, float))
-    if isinstance(default, (list, tuple)):
-        return isinstance(value, (list, tuple))
-    return isinstance(value, type(default))
+    return _type_problem(default, value) is None
+
+
+def _choice_problem(nb: Notebook, key: str, value: Any) -> str | None:
+    """Why ``value`` is not among the declared choices of ``key`` (None when it is, or there are none)."""
+    if key not in nb.choices or value is None:
+        return None
+    how, allowed = nb.choices[key]
+    shown = ", ".join(repr(c) for c in allowed)
+    if how == "one":
+        return None if value in allowed else f"is {value!r}, not one of: {shown}"
+    elems = list(value) if isinstance(value, (list, tuple, dict)) else [value]
+    bad = [v for v in elems if v not in allowed]
+    return None if not bad else f"has {', '.join(repr(b) for b in bad)}, not among the valid choices: {shown}"
 
 
 def check_overrides(nb: Notebook, overrides: dict[str, Any], source: str) -> None:
-    """Raise :class:`ParameterError` naming the key, ``source`` and the valid keys on a bad override."""
+    """Raise :class:`ParameterError` naming the key, ``source`` and the valid keys/types/choices on a bad override."""
     valid = sorted(nb.defaults)
     for key, value in overrides.items():
         if key not in nb.defaults:
             raise ParameterError(f"{source}: unknown parameter {key!r} for notebook {nb.name}; "
                                  f"valid keys: {', '.join(valid)}")
-        if not _type_ok(nb.defaults[key], value):
-            raise ParameterError(f"{source}: parameter {key!r} of {nb.name} must be "
-                                 f"{type(nb.defaults[key]).__name__} (default {nb.defaults[key]!r}), "
-                                 f"got {type(value).__name__} {value!r}")
+        problem = _type_problem(nb.defaults[key], value)
+        if problem:
+            raise ParameterError(f"{source}: parameter {key!r} of {nb.name}: {problem} "
+                                 f"(default {nb.defaults[key]!r})")
+        problem = _choice_problem(nb, key, value)
+        if problem:
+            raise ParameterError(f"{source}: parameter {key!r} of {nb.name} {problem}")
+
+
+def validate_notebook_params(notebook: str, params: dict[str, Any], notebook_dir: Path = NOTEBOOK_DIR) -> None:
+    """Check a notebook's current parameter values against its parameters cell (types and choices).
+
+    For readers who edit the parameters cell in JupyterLab: :func:`dsm_utils.tracking.start_run` calls it
+    with ``notebook="08_evaluation"``, so a typo stops the notebook with the valid choices before any work.
+    """
+    path = notebook_dir / f"{notebook}.ipynb"
+    if not path.exists():
+        raise ParameterError(f"no notebook {notebook!r} in {notebook_dir.name}/")
+    nb = load_notebook(path)
+    check_overrides(nb, {k: v for k, v in params.items() if k in nb.defaults}, f"the parameters cell of {notebook}")
 
 
 def load_profile(profile: str, nb: Notebook, params_dir: Path = PARAMS_DIR) -> tuple[dict[str, Any], str]:
@@ -239,9 +378,16 @@ def _failure_summary(exc: Exception, nb: Notebook, out_nb: Path) -> str:
 def execute(plan: list[tuple[Notebook, dict[str, Any]]], profile: str, runs_dir: Path = RUNS_DIR,
             kernel: str = "python3", log_output: bool = False) -> int:
     """Run the plan in order; returns 0, or 1 at the first failing notebook (after printing why)."""
+    import logging
+
     import papermill as pm
     from tqdm.auto import tqdm
 
+    from . import tracking
+
+    # Keys were validated above (stricter than papermill's own check), so papermill's parse warnings are noise.
+    logging.getLogger("papermill").setLevel(logging.ERROR)
+    os.environ[tracking.HEADLESS_ENV] = "1"  # the kernels inherit it: plain-text progress bars
     bar = tqdm(plan, desc=f"profile {profile}", unit="notebook")
     for nb, params in bar:
         bar.set_postfix_str(nb.name)
@@ -256,6 +402,8 @@ def execute(plan: list[tuple[Notebook, dict[str, Any]]], profile: str, runs_dir:
             bar.close()
             print(_failure_summary(exc, nb, out_nb), file=sys.stderr)
             return 1
+        if not tracking.is_complete(out_dir):
+            tracking.mark_complete(out_dir, marked_by="runner")
         tqdm.write(f"ok {nb.name} in {time.time() - t0:.1f}s -> {out_dir.relative_to(REPO_ROOT) if out_dir.is_relative_to(REPO_ROOT) else out_dir}")
     return 0
 
