@@ -375,6 +375,29 @@ def _failure_summary(exc: Exception, nb: Notebook, out_nb: Path) -> str:
     return "\n".join(lines)
 
 
+_STARTUP = """\
+# Written by dsm_utils.run for the kernels it starts headless: tqdm prints plain text lines into the executed
+# notebook instead of widgets whose state papermill cannot save, whatever a notebook imports first.
+import tqdm.auto, tqdm.autonotebook, tqdm.std
+for _m in (tqdm.auto, tqdm.autonotebook):
+    _m.tqdm, _m.trange = tqdm.std.tqdm, tqdm.std.trange
+del _m
+"""
+
+
+def _headless_ipython_dir() -> Path:
+    """An IPython profile dir for headless kernels: the tqdm startup file, and the kernel's own log at ERROR."""
+    import tempfile
+
+    d = Path(tempfile.gettempdir()) / f"dsm-ipython-{os.getuid() if hasattr(os, 'getuid') else 0}"
+    startup = d / "profile_default" / "startup"
+    startup.mkdir(parents=True, exist_ok=True)
+    (startup / "00_dsm_headless.py").write_text(_STARTUP, encoding="utf-8")
+    (d / "profile_default" / "ipython_kernel_config.py").write_text(
+        "c.IPKernelApp.log_level = 'ERROR'  # no start-up warnings in a headless run\n", encoding="utf-8")
+    return d
+
+
 def execute(plan: list[tuple[Notebook, dict[str, Any]]], profile: str, runs_dir: Path = RUNS_DIR,
             kernel: str = "python3", log_output: bool = False) -> int:
     """Run the plan in order; returns 0, or 1 at the first failing notebook (after printing why)."""
@@ -388,6 +411,7 @@ def execute(plan: list[tuple[Notebook, dict[str, Any]]], profile: str, runs_dir:
     # Keys were validated above (stricter than papermill's own check), so papermill's parse warnings are noise.
     logging.getLogger("papermill").setLevel(logging.ERROR)
     os.environ[tracking.HEADLESS_ENV] = "1"  # the kernels inherit it: plain-text progress bars
+    os.environ["IPYTHONDIR"] = str(_headless_ipython_dir())
     bar = tqdm(plan, desc=f"profile {profile}", unit="notebook")
     for nb, params in bar:
         bar.set_postfix_str(nb.name)

@@ -141,10 +141,10 @@ def require_complete(run_dir: str | os.PathLike) -> Path:
     """``run_dir`` as a Path if it holds a finished run; else :class:`IncompleteRunError` saying what to run."""
     d = repo_path(run_dir)
     if not d.exists():
-        raise IncompleteRunError(f"run folder {_show(d)} does not exist: run notebook {d.name} of this profile "
+        raise IncompleteRunError(f"run folder {show_path(d)} does not exist: run notebook {d.name} of this profile "
                                  f"first (python -m dsm_utils.run --profile {d.parent.name} --only {d.name[:2]})")
     if not (d / DONE).exists():
-        raise IncompleteRunError(f"run folder {_show(d)} has no {DONE}: notebook {d.name} did not finish "
+        raise IncompleteRunError(f"run folder {show_path(d)} has no {DONE}: notebook {d.name} did not finish "
                                  "(it failed or was stopped); rerun it")
     return d
 
@@ -155,14 +155,15 @@ def mark_complete(run_dir: str | os.PathLike, **info: Any) -> Path:
     return write_json(d / DONE, {"finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **info})
 
 
-def _show(p: Path) -> str:
-    """A path relative to the repository when it is inside it (outputs never show the machine's paths)."""
+def show_path(p: str | os.PathLike) -> str:
+    """A path as outputs show it: relative to the repository, else its last three parts (never the machine's paths)."""
     from . import REPO_ROOT
 
+    p = Path(p)
     try:
         return str(p.relative_to(REPO_ROOT))
     except ValueError:
-        return str(p)
+        return "…/" + "/".join(p.parts[-3:])  # outside the checkout (e.g. --runs-dir /tmp/x): the run's own part
 
 
 def clear_run_dir(d: Path, keep: Sequence[str] = ()) -> list[str]:
@@ -178,7 +179,7 @@ def clear_run_dir(d: Path, keep: Sequence[str] = ()) -> list[str]:
     entries = [e for e in d.iterdir()] if d.exists() else []
     own_nb = f"{d.name}.ipynb"
     if entries and not (d / "params.json").exists() and any(e.name != own_nb for e in entries):
-        raise ValueError(f"run_dir {_show(d)} is not empty and holds no params.json, so it is not a run folder; "
+        raise ValueError(f"run_dir {show_path(d)} is not empty and holds no params.json, so it is not a run folder; "
                          "refusing to clear it (choose an empty or a run folder)")
     removed = []
     for e in entries:
