@@ -243,7 +243,8 @@ def quiet_logs(level: int | None = None) -> None:
     """Set the loggers of :data:`QUIET_LOGGERS` to WARNING (or ``level``), datatrove's loguru output included.
 
     datatrove re-adds a stderr sink at INFO for every task (``add_task_logger``); it is wrapped so the sink
-    stays at ERROR for the notebook while the task's log file (``logging_dir``) keeps everything.
+    stays at ERROR for the notebook while the task's log file (``logging_dir``) keeps everything. This needs
+    datatrove imported first (``from dsm_utils import corpus`` before :func:`start_run`, or call this again).
     """
     import logging
 
@@ -258,10 +259,9 @@ def quiet_logs(level: int | None = None) -> None:
 
 
 def _quiet_datatrove() -> None:
-    import importlib.util
     import sys
 
-    if importlib.util.find_spec("datatrove") is None:
+    if "datatrove" not in sys.modules:  # not used by this notebook (yet): call quiet_logs() after importing it
         return
     try:
         import datatrove.executor.base as dt_base

@@ -19,20 +19,21 @@
 # DeepSeekMath (Shao et al., 2024) trains 7 B models on 120 B math tokens. This reproduction runs the same
 # pipeline at four scales (profiles `smoke`, `cpu`, `gpu`, `cluster`). On a CPU there is no model hub, so the
 # toy world trains tiny Llama models from scratch on generated word problems. This notebook checks the
-# machine and the data, trains the toy tokenizer (byte-level BPE, numbers split into single digits as in
-# DeepSeek's tokenizer, §2.3), and runs a short (1–2 minute) sanity training that must reach a stated accuracy.
+# machine and the data, trains the toy tokenizer (byte-level BPE with numbers split into single digits, as the
+# DeepSeek tokenizers that DeepSeekMath inherits through DeepSeek-Coder-Base-v1.5 do), and runs a short (1–2
+# minute) sanity training that must reach a stated accuracy.
 
 # %% tags=["parameters"]
 run_dir = "runs/local/00_setup"  # the runner sets runs/<profile>/00_setup
 data_dir = ""  # empty: $DSM_DATA_DIR, else ./data
 seed = 0
-device = "auto"
+device = "auto"  # one of: "auto", "cpu", "cuda", "mps"
 threads = 1  # tiny models gain little from more threads, and oversubscribed cores slow torch down badly
 require_data = True  # fail if a benchmark or corpus file is missing
 tokenizer_vocab = 2048
 tokenizer_problems = 3000  # generated problems in the tokenizer's training text
 tokenizer_code_chars = 400000  # characters of Python stdlib source in it
-sanity_model = "llama-1m"
+sanity_model = "llama-1m"  # one of: "llama-1m", "llama-3m", "llama-10m", "llama-30m", "llama-100m"
 sanity_steps = 400
 sanity_batch = 32
 sanity_lr = 0.003
@@ -41,6 +42,7 @@ sanity_eval_problems = 100
 min_accuracy = 0.3  # the sanity model must reach this greedy accuracy on 1-step problems (0.49 measured; chance ~3 %)
 
 # %%
+import os
 import platform
 import sys
 
@@ -48,8 +50,9 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from dsm_utils import data, generation, models, problems, tokenizer, tracking, training
+from dsm_utils.metrics import binomial_ci
 
-run = tracking.start_run(run_dir, tracking.notebook_params(globals()))
+run = tracking.start_run(run_dir, tracking.notebook_params(globals()), notebook="00_setup")
 training.seed_everything(seed)
 training.set_threads(threads)
 dev = training.pick_device(device)
@@ -80,13 +83,18 @@ pd.DataFrame(versions.items(), columns=["component", "version"])
 # downloads the public originals). Each expected file must be present with its documented record count.
 
 # %%
-print("data dir:", data.data_dir(data_dir))
 check = pd.DataFrame(data.check(data_dir))
+for col in ("records", "expected"):
+    check[col] = check[col].astype("Int64")  # counts are integers (None for binary files)
+check.to_csv(run.path("data_check.csv"), index=False)
 missing = check[~check["ok"]]
 if require_data and len(missing):
-    raise FileNotFoundError(f"data files missing or with the wrong record count under {data.data_dir(data_dir)}: "
-                            f"{missing['file'].tolist()}; run `python -m dsm_utils.data fetch` or set DSM_DATA_DIR")
-check[["file", "records", "expected", "ok", "what"]]
+    raise FileNotFoundError(f"data files missing or with the wrong record count: {missing['file'].tolist()}; "
+                            "run `python -m dsm_utils.data fetch` or set DSM_DATA_DIR")
+where = "$DSM_DATA_DIR" if (data_dir == "" and data.ENV_VAR in os.environ) else (data_dir or "./data")
+print(f"{int(check['ok'].sum())} of {len(check)} data files present with their documented record counts "
+      f"(data dir {where}; the list: {tracking.show_path(run.path('data_check.csv'))})")
+missing[["file", "records", "expected", "what"]] if len(missing) else None
 
 # %% [markdown]
 # ## The toy tokenizer
@@ -126,7 +134,8 @@ test_set = [p for p in problems.generate(sanity_eval_problems * 2, seed=seed + 2
             if p.question not in seen][:sanity_eval_problems]
 examples = [training.Example(problems.chat_prompt(p.question, ""), " " + p.cot) for p in train_set]
 model = models.load_model(sanity_model, tok, seed=seed)
-print(models.model_summary(model))
+summary = models.model_summary(model)
+print(f"{sanity_model}: {summary['layers']} layers, hidden {summary['hidden']}, {summary['params_m']} M parameters")
 history = training.train_lm(model, training.sft_batches(tok, examples, sanity_batch, 96, seed=seed), steps=sanity_steps,
                             lr=sanity_lr, warmup=20, device=dev, desc="sanity")
 
@@ -137,12 +146,15 @@ accuracy = sum(problems.outcome_reward(o[0].text, p) for o, p in zip(outs, test_
 fig, ax = plt.subplots(figsize=(5, 3))
 h = pd.DataFrame(history)
 ax.plot(h["step"], h["loss"])
-ax.set(xlabel="step", ylabel="loss (answer tokens)", title=f"sanity training: accuracy {accuracy:.2f}")
+ax.set(xlabel="step", ylabel="loss (answer tokens)", title=f"sanity training: accuracy {accuracy:.0%}")
 run.savefig(fig, "sanity_loss.png")
-print(f"greedy accuracy on {len(test_set)} held-out 1-step problems: {accuracy:.2f} (required >= {min_accuracy})")
+lo, hi = binomial_ci(round(accuracy * len(test_set)), len(test_set))
+print(f"greedy accuracy on {len(test_set)} held-out 1-step problems: {accuracy:.0%} "
+      f"(95 % CI {lo:.0%}–{hi:.0%}; required >= {min_accuracy:.0%})")
 
 # %%
-run.log(versions=versions, device=dev, data_files_ok=int(check["ok"].sum()), data_files=len(check),
-        tokenizer_path=str(run.path("tokenizer")), vocab_size=len(tok), sanity_accuracy=accuracy,
-        sanity_final_loss=history[-1]["loss"], sanity_params_m=models.model_summary(model)["params_m"])
 assert accuracy >= min_accuracy, f"sanity accuracy {accuracy:.2f} below min_accuracy={min_accuracy}"
+run.finish(versions=versions, device=dev, data_files_ok=int(check["ok"].sum()), data_files=len(check),
+           tokenizer_path=tracking.show_path(run.path("tokenizer")), vocab_size=len(tok), sanity_accuracy=accuracy,
+           sanity_ci=[lo, hi], sanity_n=len(test_set), sanity_final_loss=history[-1]["loss"],
+           sanity_params_m=summary["params_m"])

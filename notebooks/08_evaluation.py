@@ -250,6 +250,7 @@ if skipped:
 # that could not be read, programs that timed out, and completions cut by `max_new_tokens`.
 
 # %%
+pd.set_option("display.width", 200)
 detail = results.assign(**{"accuracy %": (100 * results["accuracy"]).round(1),
                            "95 % CI": [f"{100 * lo:.1f}–{100 * hi:.1f}" for lo, hi in zip(results["ci_low"], results["ci_high"])]})
 detail = detail[["model", "benchmark", "mode", "n_items", "accuracy %", "95 % CI", "no_answer", "sandbox_timeouts",
@@ -271,7 +272,7 @@ table.to_csv(run.path("comparison.csv"), index=False)
 if table.empty:
     print("no comparable rows in this profile: the paper reports no toy numbers, and no real benchmark was "
           "evaluated on its whole test split with a model the paper reports")
-table
+table if len(table) else None
 
 # %% [markdown]
 # Accuracy (%) by difficulty: number of steps for the toy problems, level for MATH, grade for CMATH.

@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -14,36 +16,47 @@
 # %% [markdown]
 # # 09 · The paper's tables and figures, from our runs
 #
-# Every earlier notebook wrote `params.json` and `metrics.json` into its run folder
-# (`runs/<profile>/NN_name/`). This notebook reads only those files — never cell outputs — and renders the
-# paper's tables with the paper's numbers beside ours, and its figures as PNG. A notebook that has not run in
-# this profile is listed as missing and its tables are skipped.
+# Every earlier notebook wrote `params.json` and `metrics.json` into its run folder (`runs/<profile>/NN_name/`),
+# and `done.json` last when it finished. This notebook reads only *finished* run folders — never cell outputs,
+# never a folder whose notebook failed half-way — and renders the paper's tables with the paper's numbers beside
+# ours. Each number comes from one place: accuracies of models from 08's evaluation, findings from the notebook
+# that measured them, figures from the notebook that drew them. It writes `results/<profile>/`: `findings.md`
+# (every finding of every run, with its 95 % interval and verdict) and the Figure 5–7 analogues as PNG.
 
 # %% tags=["parameters"]
 run_dir = "runs/local/09_paper_tables_and_figures"  # the runner sets runs/<profile>/09_paper_tables_and_figures
 data_dir = ""  # empty: $DSM_DATA_DIR, else ./data (unused: this notebook reads run folders only)
 runs_dir = ""  # empty: the sibling run folders of run_dir (same profile)
-require = []  # notebooks that must have run, e.g. ["05_sft", "06_grpo"]; others are optional
+require = []  # notebooks that must have finished, e.g. ["05_sft", "06_grpo"]; others are optional
+results_in_run_folder = False  # True: write results/ inside the run folder (CI), not results/<profile>/
 
 # %%
+import shutil
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pandas as pd
+from IPython.display import Image, Markdown, display
 
-from dsm_utils import repo_path, tracking
+from dsm_utils import REPO_ROOT, findings, repo_path, tracking
 from dsm_utils.evaluation import PAPER_RESULTS
+from dsm_utils.metrics import binomial_ci
 
-run = tracking.start_run(run_dir, tracking.notebook_params(globals()))
+run = tracking.start_run(run_dir, tracking.notebook_params(globals()), notebook="09_paper_tables_and_figures")
+pd.set_option("display.max_colwidth", None)  # full cell text, never "…"
 root = repo_path(runs_dir) if runs_dir else run.dir.parent
-NOTEBOOKS = ["00_setup", "01_math_corpus", "02_corpus_comparison", "03_pretrain_code_to_math", "04_ablation_arxiv",
-             "05_sft", "06_grpo", "07_unified_paradigm", "08_evaluation"]
-runs = {nb: tracking.load_run(root / nb) for nb in NOTEBOOKS if (root / nb / "metrics.json").exists()}
+profile = root.name
+results = run.dir / "results" if results_in_run_folder else REPO_ROOT / "results" / profile
+if results.exists():
+    shutil.rmtree(results)  # results of an earlier run must not survive next to these
+results.mkdir(parents=True)
+NOTEBOOKS = sorted(p.stem for p in (REPO_ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")
+                   if p.stem != run.dir.name)
+runs = tracking.completed_runs(root, NOTEBOOKS)
 missing = [nb for nb in require if nb not in runs]
 if missing:
-    raise FileNotFoundError(f"required run folders missing under {root}: {missing}; run those notebooks first")
+    raise FileNotFoundError(f"required runs not finished in profile {profile}: {missing}; run those notebooks first")
 tables: dict[str, int] = {}
-figures: list[str] = []
 
 
 def save_table(df: pd.DataFrame, name: str) -> pd.DataFrame:
@@ -53,153 +66,203 @@ def save_table(df: pd.DataFrame, name: str) -> pd.DataFrame:
     return df
 
 
-def save_figure(fig, name: str) -> None:
-    run.savefig(fig, name)
-    figures.append(f"{name}.png")
+def status(nb: str) -> str:
+    if nb in runs:
+        return "finished"
+    return "did not finish" if (root / nb).exists() else "not run"
 
 
-inventory = pd.DataFrame([{"notebook": nb, "ran": nb in runs,
-                           "seconds": runs[nb]["metrics"].get("elapsed_s") if nb in runs else None}
-                          for nb in NOTEBOOKS])
-print("run folders read from", root)
-save_table(inventory, "inventory")
+inventory = save_table(pd.DataFrame([{"notebook": nb, "status": status(nb),
+                                      "minutes": round(runs[nb]["metrics"].get("elapsed_s", 0) / 60, 1)
+                                      if nb in runs else None} for nb in NOTEBOOKS]), "inventory")
+inventory
 
 # %% [markdown]
 # ## §2.1 The DeepSeekMath Corpus: iterations of the fastText pipeline
 # > "After four iterations of data collection, we end up with 35.5M mathematical web pages, totaling 120B
 # > tokens. In the fourth iteration, we notice that nearly 98% of the data has already been collected in the
-# > third iteration, so we decide to cease data collection."
+# > third iteration, so we decide to cease data collection." — §2.1
+#
+# Pages new in each round beside the cumulative total, from 01's run folder (the paper gives only the final
+# totals).
 
 # %%
 if "01_math_corpus" in runs:
     m = runs["01_math_corpus"]["metrics"]
-    n = len(m.get("pages_by_round", []))
-    corpus = pd.DataFrame({
-        "round": list(range(1, n + 1)),
-        "pages": m.get("pages_by_round", [None] * n),
-        "tokens": m.get("tokens_by_round", [None] * n),
-        "precision": m.get("precision_by_round", [None] * n),
-        "recall": m.get("recall_by_round", [None] * n),
-    })
-    corpus["paper: pages (final)"] = [None] * (n - 1) + ["35.5M"] if n else []
-    corpus["paper: tokens (final)"] = [None] * (n - 1) + ["120B"] if n else []
+    new = m.get("new_pages_per_round")
+    cum = m.get("cumulative_pages_per_round")
+    if new is None and cum is None:  # 01 before it logged both: pages_by_round is what each round collected
+        cum = m.get("pages_by_round", [])
+        new = [c - p for c, p in zip(cum, [0] + cum[:-1])]
+    elif cum is None:
+        cum = [sum(new[:i + 1]) for i in range(len(new))]
+    elif new is None:
+        new = [c - p for c, p in zip(cum, [0] + cum[:-1])]
+    n = len(cum)
+    corpus = pd.DataFrame({"round": range(1, n + 1), "new pages": new, "cumulative pages": cum,
+                           "share new %": [round(100 * a / c, 1) if c else None for a, c in zip(new, cum)],
+                           "precision": m.get("precision_by_round", [None] * n),
+                           "recall": m.get("recall_by_round", [None] * n)})
     save_table(corpus, "corpus_rounds")
-    fig, ax = plt.subplots(1, 2, figsize=(10, 3.2))
-    ax[0].bar(corpus["round"], corpus["pages"])
-    ax[0].set(xlabel="round", ylabel="pages collected", title="§2.1 pages per round")
-    ax[1].plot(corpus["round"], corpus["precision"], "o-", label="precision")
-    ax[1].plot(corpus["round"], corpus["recall"], "s-", label="recall")
-    ax[1].set(xlabel="round", ylim=(0, 1.05), title="kept pages vs labels")
-    ax[1].legend()
-    save_figure(fig, "corpus_rounds")
-    display(corpus)  # noqa: F821 - IPython
+    fig, ax = plt.subplots(1, 2, figsize=(10, 3.4))
+    w = 0.4
+    ax[0].bar([r - w / 2 for r in corpus["round"]], corpus["new pages"], w, label="new in this round")
+    ax[0].bar([r + w / 2 for r in corpus["round"]], corpus["cumulative pages"], w, label="cumulative")
+    ax[0].set(xlabel="round", ylabel="pages", title="§2.1 pages per round", xticks=list(corpus["round"]))
+    ax[0].legend(fontsize=8)
+    if corpus["precision"].notna().any():
+        ax[1].plot(corpus["round"], corpus["precision"], "o-", label="precision")
+        ax[1].plot(corpus["round"], corpus["recall"], "s-", label="recall")
+        ax[1].set(xlabel="round", ylim=(0, 1.05), title="kept pages vs labels", xticks=list(corpus["round"]))
+        ax[1].legend(fontsize=8)
+    fig.tight_layout()
+    run.savefig(fig, "corpus_rounds.png")
+    plt.show()
+    display(corpus)
 else:
-    print("01_math_corpus has not run in this profile: corpus table skipped")
+    print(f"01_math_corpus: {status('01_math_corpus')} in profile {profile}; corpus table skipped")
 
 # %% [markdown]
-# ## Table 5: instruction tuning and RL (chain-of-thought and tool-integrated, top-1)
-# The paper's DeepSeekMath-Instruct 7B and -RL 7B beside our SFT (05) and GRPO (06) models on the toy test
-# (the gpu profile of `08_evaluation` gives the real-benchmark rows). Percentages.
+# ## Table 5: SFT and RL, chain-of-thought and tool-integrated (top-1, %)
+# Our rows: 08's evaluation of the SFT model of 05 and the GRPO model of 06 — the same grader on the same toy test
+# items, so the two rows differ only by the model. The paper's rows: DeepSeekMath-Instruct 7B and -RL 7B
+# (Table 5). Toy tests and the paper's benchmarks are different tasks: compare the *change* from SFT to RL, not
+# the levels.
 
 # %%
-rows = []
-paper_instruct = PAPER_RESULTS.get("DeepSeekMath-Instruct 7B", {})
-paper_rl = PAPER_RESULTS.get("DeepSeekMath-RL 7B", {})
+def model_rows(metrics: dict, prefix: str) -> list[dict]:
+    return [r for r in metrics.get("evaluations", []) if str(r["model"]).startswith(prefix)]
 
 
-def pct(x):
-    return None if x is None else round(100 * x, 1)
-
-
-if "05_sft" in runs:
-    m = runs["05_sft"]["metrics"]
-    rows.append({"model": "ours: SFT (05)", "toy CoT": pct(m.get("greedy_cot_accuracy")),
-                 "toy tool": pct(m.get("greedy_tool_accuracy")), "toy PoT": pct(m.get("greedy_pot_accuracy"))})
-if "06_grpo" in runs:
-    m = runs["06_grpo"]["metrics"]
-    final = m.get("final", {})
-    best = m.get("saved_variant") or next(iter(final), None)
-    if best in final:
-        rows.append({"model": f"ours: GRPO (06, {best})", "toy CoT": pct(final[best].get("acc")),
-                     "toy OOD CoT": pct(final[best].get("acc_ood"))})
-for label, table in (("paper: DeepSeekMath-Instruct 7B", paper_instruct), ("paper: DeepSeekMath-RL 7B", paper_rl)):
-    rows.append({"model": label, "GSM8K CoT": table.get("zero_shot_cot", {}).get("gsm8k"),
-                 "MATH CoT": table.get("zero_shot_cot", {}).get("math"),
-                 "GSM8K tool": table.get("tool", {}).get("gsm8k"), "MATH tool": table.get("tool", {}).get("math")})
-table5 = save_table(pd.DataFrame(rows), "table5")
-table5
+t5 = []
+if "08_evaluation" in runs:
+    m08 = runs["08_evaluation"]["metrics"]
+    for prefix, label in (("05_sft", "ours: SFT (05)"), ("06_grpo", "ours: GRPO (06)")):
+        for r in model_rows(m08, prefix):
+            if r["mode"] in ("zero_shot_cot", "tool") and str(r["benchmark"]).startswith("toy"):
+                t5.append({"model": label, "benchmark": r["benchmark"], "mode": r["mode"], "n": r["n_items"],
+                           "top-1 %": round(100 * r["accuracy"], 1),
+                           "95 % CI": f"{100 * r['ci_low']:.1f}–{100 * r['ci_high']:.1f}"})
+for pm, label in (("DeepSeekMath-Instruct 7B", "paper: DeepSeekMath-Instruct 7B"),
+                  ("DeepSeekMath-RL 7B", "paper: DeepSeekMath-RL 7B")):
+    for mode in ("zero_shot_cot", "tool"):
+        for b, v in PAPER_RESULTS[pm][mode].items():
+            t5.append({"model": label, "benchmark": b, "mode": mode, "n": None, "top-1 %": v, "95 % CI": None})
+table5 = save_table(pd.DataFrame(t5), "table5")
+table5_wide = table5.pivot_table(index=["model", "benchmark"], columns="mode", values="top-1 %", sort=False)
+if not any(r["model"].startswith("ours") for r in t5):
+    print(f"08_evaluation ({status('08_evaluation')}) has no rows for 05_sft / 06_grpo: only the paper's rows")
+table5_wide
 
 # %% [markdown]
-# ## Table 10 and Figure 5: the unified paradigm (§5.2)
-# > "SFT, RFT, DPO, PPO, GRPO … can be conceptualized as either direct or simplified RL techniques" — each is a
-# > data source, a reward function and a gradient coefficient. Table 10 below is rendered by 07 from the same
-# > method objects its loss uses.
+# The change from SFT to RL, ours (same items, one seed each: the interval is the binomial error of the two
+# accuracies) beside the paper's (RL 7B minus Instruct 7B, Table 5):
+
+# %%
+delta_rows = []
+if "08_evaluation" in runs:
+    sft = {(r["benchmark"], r["mode"]): r for r in model_rows(m08, "05_sft")}
+    rl = {(r["benchmark"], r["mode"]): r for r in model_rows(m08, "06_grpo")}
+    for key in [k for k in sft if k in rl and k[1] in ("zero_shot_cot", "tool")]:
+        a, b = rl[key], sft[key]
+        iv = findings.diff_interval([a["accuracy"]], [b["accuracy"]], a["n_items"])
+        delta_rows.append({"rows": "ours: GRPO − SFT", "benchmark": key[0], "mode": key[1],
+                           "Δ points": round(100 * iv.delta, 1), "95 % CI": f"{100 * iv.lo:.1f} to {100 * iv.hi:.1f}"})
+for mode in ("zero_shot_cot", "tool"):
+    for b, v in PAPER_RESULTS["DeepSeekMath-RL 7B"][mode].items():
+        delta_rows.append({"rows": "paper: RL − Instruct", "benchmark": b, "mode": mode,
+                           "Δ points": round(v - PAPER_RESULTS["DeepSeekMath-Instruct 7B"][mode][b], 1),
+                           "95 % CI": None})
+save_table(pd.DataFrame(delta_rows), "table5_delta")
+
+# %% [markdown]
+# ## Tables 2, 3 and 5 on the real benchmarks (from 08)
+# Only rows that measure what the paper measured (a model, mode and benchmark the paper reports, on the whole
+# test split). The toy profiles have none: the paper has no toy numbers.
+
+# %%
+comp = pd.DataFrame(runs["08_evaluation"]["metrics"].get("comparison", [])) if "08_evaluation" in runs else pd.DataFrame()
+save_table(comp, "benchmarks_vs_paper")
+if comp.empty:
+    print("no benchmark row of this profile is comparable with the paper (see 08)")
+comp if len(comp) else None
+
+# %% [markdown]
+# ## Table 10: the unified paradigm (§5.2.1)
+# The paper writes SFT, RFT, online RFT, DPO, PPO and GRPO as one gradient with three parts: a data source, a reward
+# function and a gradient coefficient (Table 10). 07 renders it from the code its losses use.
 
 # %%
 if "07_unified_paradigm" in runs:
-    m = runs["07_unified_paradigm"]["metrics"]
-    t10 = save_table(pd.DataFrame(m.get("table10", [])), "table10")
-    display(t10)  # noqa: F821
-    findings = save_table(pd.DataFrame(m.get("findings", [])), "findings_5_2")
-    display(findings)  # noqa: F821
-    curves = m.get("curves", {})
-    if curves:
-        fig, ax = plt.subplots(figsize=(6, 3.6))
-        for method, c in curves.items():
-            ax.plot(c["step"], c["mean"], marker="o", ms=3, label=method)
-        ax.set(xlabel="training step", ylabel="toy test accuracy", title="Figure 5 analogue")
-        ax.legend(fontsize=8)
-        save_figure(fig, "fig5_unified_paradigm")
-    kp = m.get("maj_pass", {})
-    if kp:
-        fig, ax = plt.subplots(1, 2, figsize=(10, 3.4))
-        for label, c in kp.items():
-            for i, kind in enumerate(("maj", "pass")):
-                ks = sorted(int(k) for k in c.get(kind, {}))
-                ax[i].plot(ks, [c[kind][str(k)] for k in ks], marker="o", ms=3, label=label)
-        ax[0].set(xlabel="K", ylabel="Maj@K", title="Figure 7 analogue: Maj@K")
-        ax[1].set(xlabel="K", ylabel="Pass@K", title="Pass@K")
-        for a in ax:
-            a.set_xscale("log", base=2)
-            a.legend()
-        save_figure(fig, "fig7_maj_pass")
+    t10 = save_table(pd.DataFrame(runs["07_unified_paradigm"]["metrics"].get("table10", [])), "table10")
+    display(t10)
 else:
-    print("07_unified_paradigm has not run in this profile: Table 10, Figures 5 and 7 skipped")
+    print(f"07_unified_paradigm: {status('07_unified_paradigm')}; Table 10 skipped")
 
 # %% [markdown]
-# ## Figure 6: GRPO training curves (§4.2)
-# > "the performance of DeepSeekMath-Instruct 7B on GSM8K and MATH … with different methods" — here reward, KL
-# > and toy test accuracy over steps for each GRPO variant of 06.
+# ## Figures 5–7 (drawn by 06 and 07)
+# Fig. 5 (§5.2.1): methods compared over training steps; Fig. 6 (§5.2.1): iterative RL; Fig. 7 (§5.2.2): Maj@K
+# and Pass@K of the SFT and RL models. Each PNG is the one its notebook saved, copied to `results/<profile>/`.
 
 # %%
-if "06_grpo" in runs:
-    hist = runs["06_grpo"]["metrics"].get("histories", {})
-    fig, ax = plt.subplots(1, 3, figsize=(14, 3.4))
-    for name, h in hist.items():
-        df = pd.DataFrame(h)
-        for a, key in zip(ax, ("reward_mean", "kl", "acc")):
-            if key in df:
-                d = df.dropna(subset=[key])
-                a.plot(d["step"], d[key], marker="o", ms=2, label=name)
-    for a, key in zip(ax, ("reward", "KL to reference", "toy test accuracy")):
-        a.set(xlabel="step", title=key)
-    ax[-1].legend(fontsize=8)
-    save_figure(fig, "fig6_grpo")
-else:
-    print("06_grpo has not run in this profile: Figure 6 skipped")
+FIGURES = {"fig5.png": "07_unified_paradigm", "fig6.png": "06_grpo", "fig7.png": "07_unified_paradigm"}
+figure_status = {}
+for name, nb in FIGURES.items():
+    src = root / nb / name
+    if nb in runs and src.exists():
+        shutil.copy2(src, results / name)
+        figure_status[name] = "copied"
+        display(Markdown(f"**{name}** (from {nb})"), Image(filename=str(results / name), width=720))
+    else:
+        figure_status[name] = "not run" if nb not in runs else f"{nb} wrote no {name}"
+pd.DataFrame([{"figure": k, "from": FIGURES[k], "status": v} for k, v in figure_status.items()])
+
 
 # %% [markdown]
-# ## Tables 2–5: benchmark comparison from 08_evaluation
-# Our accuracy beside the paper's reported number for the paper model each checkpoint stands in for.
+# ## Findings: does each paper claim reproduce?
+# Every finding any run folder reports, with its difference, 95 % interval (seed spread and binomial error) and
+# verdict — exactly "reproduced", "not reproduced" or "within noise". Also written to `results/<profile>/findings.md`.
 
 # %%
-if "08_evaluation" in runs:
-    comp = save_table(pd.DataFrame(runs["08_evaluation"]["metrics"].get("comparison", [])), "benchmarks_vs_paper")
-    display(comp)  # noqa: F821
-else:
-    print("08_evaluation has not run in this profile: benchmark table skipped")
+def markdown_table(df: pd.DataFrame) -> str:
+    """A GitHub Markdown table (cells' pipes escaped, newlines as spaces)."""
+    def cell(v) -> str:
+        return "" if v is None or (isinstance(v, float) and pd.isna(v)) else str(v).replace("|", "\\|").replace("\n", " ")
+    head = "| " + " | ".join(df.columns) + " |\n|" + "---|" * len(df.columns) + "\n"
+    return head + "".join("| " + " | ".join(cell(v) for v in row) + " |\n" for row in df.itertuples(index=False))
+
+
+found, invalid = [], {}
+for nb, r in runs.items():
+    rows = r["metrics"].get("findings")
+    if not rows:
+        continue
+    try:
+        checked = findings.check_findings(rows, where=f"{nb}/metrics.json findings")
+    except (ValueError, TypeError, KeyError) as exc:
+        invalid[nb] = str(exc)
+        continue
+    for f in checked:
+        found.append({"notebook": nb, "claim": f["claim"], "source": f.get("source", ""), "status": f["status"],
+                      "Δ": f["delta"], "95 % CI": f"[{f['ci'][0]}, {f['ci'][1]}]", "detail": f.get("detail", "")})
+findings_df = save_table(pd.DataFrame(found, columns=["notebook", "claim", "source", "status", "Δ", "95 % CI",
+                                                      "detail"]), "findings")
+md = [f"# Findings ({profile} profile)\n",
+      "Each row: a claim of the paper, our difference with its 95 % interval, and the verdict read from the "
+      "interval. Written by notebook 09 from the run folders' metrics.json.\n"]
+md.append(markdown_table(findings_df) if len(findings_df) else "No run folder of this profile reports findings.\n")
+md.append("\nFigures: " + ", ".join(f"{k} ({v})" for k, v in figure_status.items()) + "\n")
+(results / "findings.md").write_text("\n".join(md), encoding="utf-8")
+for nb, err in invalid.items():
+    print(f"{nb}: findings not in the findings format, left out: {err}")
+if findings_df.empty:
+    print("no finished run folder of this profile reports findings")
+findings_df if len(findings_df) else None
 
 # %%
-run.log(runs_read=sorted(runs), runs_missing=[nb for nb in NOTEBOOKS if nb not in runs], tables=tables,
-        figures=figures, runs_dir=str(root))
-print(f"{len(tables)} tables and {len(figures)} figures written to {run.dir}")
+run.finish(runs_read=sorted(runs), runs_missing=[nb for nb in NOTEBOOKS if nb not in runs], tables=tables,
+           figures=figure_status, n_findings=len(findings_df), findings_invalid=invalid,
+           n_table5_ours=sum(r["model"].startswith("ours") for r in t5),
+           results_dir=tracking.show_path(results))
+print(f"{len(tables)} tables, {sum(v == 'copied' for v in figure_status.values())} figures and "
+      f"{len(findings_df)} findings; results in {tracking.show_path(results)}")
