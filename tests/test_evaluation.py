@@ -58,7 +58,7 @@ def test_few_shot_grading_and_breakdown(data_root):
     items = B.load_benchmark("math500", limit=3) + B.load_benchmark("mmlu_stem", limit=2)
 
     def fn(p, cfg):
-        if "Answer Choices" in p:
+        if "What of the following is the right choice" in p:  # the MMLU-STEM prompt's option layout
             return ["So it is 4.\nFinal Answer: The final answer is (B). I hope it is correct."]
         it = next(i for i in items if i.question in p)
         return [f"Work.\nFinal Answer: The final answer is ${it.answer}$. I hope it is correct."]
@@ -121,11 +121,11 @@ def test_paper_numbers_and_table():
     assert E.PAPER_RESULTS["DeepSeekMath-Base 7B"]["few_shot_cot"]["gsm8k"] == 64.2
     assert E.paper_number("DeepSeekMath-Instruct 7B", "math", "zero_shot_cot") == 46.8
     assert E.paper_number("DeepSeekMath-RL 7B", "gsm8k", "zero_shot_cot") == 88.2
-    assert E.paper_number("DeepSeekMath-RL 7B", "math500", "zero_shot_cot") == 51.7
+    assert E.paper_number("DeepSeekMath-RL 7B", "math500", "zero_shot_cot") is None  # MATH-500 is not the paper's MATH
     assert E.paper_row_for("runs/cpu/07_rl/checkpoint") == "DeepSeekMath-RL 7B"
     assert E.paper_row_for("deepseek-ai/deepseek-math-7b-instruct") == "DeepSeekMath-Instruct 7B"
     t = E.comparison_table([{"model": "deepseek-ai/deepseek-math-7b-base", "benchmark": "math", "mode": "few_shot_cot",
-                             "accuracy": 0.3}])
+                             "accuracy": 0.3, "n_items": 5000}])
     assert t.loc[0, "paper_%"] == 36.2 and t.loc[0, "ours_%"] == 30.0
 
 
@@ -138,7 +138,7 @@ def test_real_tiny_model_end_to_end_every_mode(data_root):
     gen = make_generator("hf", load_model("llama-1m", tokenizer=tok, seed=0), tok, batch_size=8)
     items = B.load_benchmark("toy", limit=2)
     for mode in ("few_shot_cot", "zero_shot_cot", "pot", "tool"):
-        r = E.evaluate(gen, items, mode, n_samples=2 if mode == "zero_shot_cot" else 1,
+        r = E.evaluate(gen, items, mode, n_samples=2 if mode == "zero_shot_cot" else 1, n_shot=1,
                        temperature=0.7 if mode == "zero_shot_cot" else 0.0, max_new_tokens=8, progress=False)
         assert len(r.records) == (4 if mode == "zero_shot_cot" else 2)
         assert 0.0 <= r.metrics["accuracy"] <= 1.0 and r.metrics["mean_completion_tokens"] > 0
