@@ -109,3 +109,76 @@ def test_ci_runs_the_readme_test_command():
     ci = (REPO / ".ci" / "run").read_text()
     assert "make test" in readme and "make reproduce" in readme
     assert "make test" in ci and "set -euo pipefail" in ci
+
+
+# --------------------------------------------------------------------------------------------------
+# round trips: `make pair` / `make strip`, and saving from JupyterLab, change nothing in git
+
+
+def _recipe(target: str) -> list[str]:
+    """The shell lines of a Makefile target, with $(BIN) pointing at this environment's scripts."""
+    import sys
+
+    lines = (REPO / "Makefile").read_text().splitlines()
+    start = next(i for i, ln in enumerate(lines) if re.match(rf"{target}:", ln))
+    out = []
+    for ln in lines[start + 1:]:
+        if not ln.startswith("\t"):
+            break
+        out.append(ln.strip().replace("$(BIN)", str(Path(sys.executable).parent)))
+    assert out, f"Makefile target {target} has no recipe"
+    return out
+
+
+def _run_recipe(target: str, cwd: Path) -> None:
+    import subprocess
+
+    for line in _recipe(target):
+        r = subprocess.run(line, shell=True, cwd=cwd, capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, f"make {target}: {line!r} failed: {r.stderr[-800:]}"
+
+
+def _copy_notebooks(tmp_path: Path) -> Path:
+    import shutil
+
+    shutil.copytree(REPO / "notebooks", tmp_path / "notebooks",
+                    ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
+    return tmp_path / "notebooks"
+
+
+def _changed(copy: Path) -> list[str]:
+    return sorted(p.name for p in copy.iterdir() if p.is_file()
+                  and p.read_bytes() != (REPO / "notebooks" / p.name).read_bytes())
+
+
+@pytest.mark.parametrize("target", ["pair", "strip"])
+def test_make_pair_and_strip_change_nothing_on_a_clean_checkout(tmp_path: Path, target: str):
+    copy = _copy_notebooks(tmp_path)
+    _run_recipe(target, tmp_path)
+    assert _changed(copy) == [], f"`make {target}` rewrites these committed files: {_changed(copy)}"
+
+
+def test_saving_from_jupyterlab_then_make_strip_restores_the_committed_notebook(tmp_path: Path):
+    """JupyterLab saves outputs, execution counts and the kernel's language_info; `make strip` must undo all."""
+    copy = _copy_notebooks(tmp_path)
+    for p in sorted(copy.glob("[0-9][0-9]_*.ipynb")):
+        nb = nbformat.read(str(p), as_version=4)
+        nb.metadata["language_info"] = {"codemirror_mode": {"name": "ipython", "version": 3}, "name": "python",
+                                        "version": "3.11.7", "file_extension": ".py", "mimetype": "text/x-python"}
+        for c in nb.cells:
+            if c.cell_type == "code":
+                c.execution_count = 1
+                c.outputs = [nbformat.v4.new_output("stream", name="stdout", text="x\n")]
+        nbformat.write(nb, str(p))
+    _run_recipe("strip", tmp_path)
+    assert _changed(copy) == [], f"after a JupyterLab save, `make strip` leaves changes in {_changed(copy)}"
+
+
+def test_opening_the_py_twin_through_jupytext_and_saving_changes_nothing(tmp_path: Path):
+    import jupytext
+
+    copy = _copy_notebooks(tmp_path)
+    for py in sorted(copy.glob("[0-9][0-9]_*.py")):
+        nb = jupytext.read(str(py))
+        jupytext.write(nb, str(py), fmt="py:percent")
+    assert _changed(copy) == [], f"jupytext read + write rewrites {_changed(copy)}"

@@ -99,3 +99,65 @@ def test_failing_notebook_is_summarised(tmp_path: Path, capsys):
     assert rc == 1
     assert "FAILED 00_boom" in err and "ValueError" in err and "boom 7" in err and "raise ValueError" in err
     assert (tmp_path / "runs" / "smoke" / "00_boom" / "00_boom.ipynb").exists()
+
+
+def test_choices_from_comments_are_checked_with_the_valid_list(tmp_path: Path):
+    src = ('backend = "hf"  # one of: "hf", "vllm"\n'
+           'modes = ["cot"]  # each one of: "cot", "tool"; the modes to run\n'
+           'n_shot = {"a": 1}  # each one of: "a", "b"\n'
+           'seed = 0  # a plain comment\n')
+    assert runner.parse_choices(src) == {"backend": ("one", ["hf", "vllm"]), "modes": ("each", ["cot", "tool"]),
+                                         "n_shot": ("each", ["a", "b"])}
+    nb = runner.Notebook(Path("05_x.ipynb"), runner.parse_parameters(src), runner.parse_choices(src))
+    runner.check_overrides(nb, {"backend": "vllm", "modes": ["tool", "cot"], "n_shot": {"b": 2}}, "--set")
+    with pytest.raises(runner.ParameterError, match=r"'backend' of 05_x is 'trl', not one of: 'hf', 'vllm'"):
+        runner.check_overrides(nb, {"backend": "trl"}, "params/cpu/05_x.yaml")
+    with pytest.raises(runner.ParameterError, match=r"has 'pot', not among the valid choices: 'cot', 'tool'"):
+        runner.check_overrides(nb, {"modes": ["cot", "pot"]}, "--set")
+    with pytest.raises(runner.ParameterError, match=r"has 'c'"):
+        runner.check_overrides(nb, {"n_shot": {"c": 1}}, "--set")
+    with pytest.raises(runner.ParameterError, match="cannot read the choices of 'x'"):
+        runner.parse_choices('x = "a"  # one of: a, b\n')
+    bad = _nb(tmp_path, "00_bad", 'run_dir = "x"\ndata_dir = ""\nmode = "typo"  # one of: "a", "b"', "pass")
+    with pytest.raises(runner.ParameterError, match="the default of 'mode' is 'typo'"):
+        runner.load_notebook(bad)
+
+
+@pytest.mark.parametrize("default,value,msg", [
+    ([1, 2], [1, "x"], "element 1 must be int"),
+    (["a"], ["b", 3], "element 1 must be str"),
+    ([0.5], [1, "2"], "element 1 must be float"),
+    ({"k": 1}, {"k": "1"}, "value of key 'k' must be int"),
+    ({"k": [1]}, {"k": 2}, "value of key 'k' must be list"),
+    ({"k": 1}, {3: 1}, "key 3 must be str"),
+])
+def test_element_types_of_lists_and_dicts(default, value, msg):
+    nb = runner.Notebook(Path("00_x.ipynb"), {"p": default})
+    with pytest.raises(runner.ParameterError, match=msg):
+        runner.check_overrides(nb, {"p": value}, "--set")
+
+
+def test_element_types_accept_what_they_should():
+    nb = runner.Notebook(Path("00_x.ipynb"), {"xs": [0.5, 1], "e": [], "d": {}, "mixed": [1, "a"], "f": {"a": 0.1}})
+    runner.check_overrides(nb, {"xs": [1, 2.5], "e": ["anything", 3], "d": {"a": [1]}, "mixed": [None, 2.0],
+                                "f": {"b": 2}}, "--set")
+
+
+def test_runner_marks_a_successful_notebook_complete(tmp_path: Path):
+    path = _nb(tmp_path, "00_ok", "run_dir = 'x'\ndata_dir = ''\nn = 1", "print(n)")
+    nb = runner.load_notebook(path)
+    assert runner.execute([(nb, {"n": 2})], "smoke", runs_dir=tmp_path / "runs") == 0
+    assert (tmp_path / "runs" / "smoke" / "00_ok" / "done.json").exists()
+    fail = _nb(tmp_path, "00_no", "run_dir = 'x'\ndata_dir = ''", "raise SystemExit('no')")
+    assert runner.execute([(runner.load_notebook(fail), {})], "smoke", runs_dir=tmp_path / "runs") == 1
+    assert not (tmp_path / "runs" / "smoke" / "00_no" / "done.json").exists()
+
+
+def test_our_notebooks_parse_without_papermill_warnings():
+    """papermill reads a parameters cell line by line; a comment with '=' makes it warn 'Unable to parse line'."""
+    from papermill.translators import PythonTranslator
+
+    for nb in runner.discover():
+        cell = {"source": runner.parameters_source(nb.path)}
+        names = {p.name for p in PythonTranslator.inspect(cell)}
+        assert names == set(nb.defaults), f"{nb.name}: papermill reads {sorted(names ^ set(nb.defaults))} differently"
