@@ -1,4 +1,4 @@
-"""Evaluation benchmarks of DeepSeekMath §3 as one record type, plus the toy world's benchmark family.
+"""Evaluation benchmarks of DeepSeekMath (§2.3, Tables 2–4; §3.2, Table 5) as one record type, plus the toy world's family.
 
 ``load_benchmark(name, split)`` reads a benchmark from the data dir (``DSM_DATA_DIR``, see
 ``dsm_utils.data``) and returns a list of :class:`Item`. Every file's record count is the one documented in

@@ -202,19 +202,19 @@ def _wants_tool(segment: str) -> bool:
 
 
 def pal_program(completion: str) -> str:
-    """The program of a few-shot PAL completion (DeepSeek-Math's PAL prompts, see :mod:`dsm_utils.prompts`).
+    """The program of a few-shot PAL completion, read the way DeepSeek-Math's ``run_pal_eval.py`` reads it.
 
-    GSM8K form: the completion is a ``def solution(): ... return result`` function (the sandbox's PoT convention
-    calls it). MATH form: a fenced program that sets ``answer``, then "The imports required for this program are"
-    and a fenced import block; the program is the imports, the code and ``print(answer)``.
+    GSM8K form (no fences): the completion is a ``def solution(): ... return result`` function; the sandbox's PoT
+    convention calls ``solution()``. MATH form: a fenced program that sets ``answer``, then "The imports required
+    for this program are" and a fenced import block (exactly four fences); the program is the imports, then the
+    code, then ``print(answer)``. Any other MATH-form completion answers ``[invalid]``.
     """
-    blocks = re.findall(r"```[ \t]*(?:python|py)?[ \t]*\r?\n(.*?)```", completion, re.S | re.I)
-    if not blocks:
-        return sandbox.extract_program(completion) or completion
-    code = blocks[0]
-    imports = blocks[1] if len(blocks) > 1 and "imports required" in completion else ""
-    tail = "\nprint(answer)\n" if re.search(r"^\s*answer\s*=", code, re.M) else ""
-    return f"{imports}\n{code}{tail}"
+    if "```" not in completion:
+        return completion
+    parts = completion.split("```")
+    if len(parts) != 5:
+        return "print('[invalid]')"
+    return f"{parts[3]}\n\n{parts[1]}\nprint(answer)\n"
 
 
 def _pot_prediction(res: sandbox.SandboxResult) -> str:

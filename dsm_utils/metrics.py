@@ -1,4 +1,4 @@
-"""Benchmark metrics of DeepSeekMath §3 and §5.2.2 (Figure 7): accuracy, Maj@K, Pass@K, breakdowns.
+"""Benchmark metrics of DeepSeekMath (§2.3, §3.2; §5.2.2 and Figure 7): accuracy, Maj@K, Pass@K, breakdowns.
 
 - **Greedy accuracy**: the fraction of items whose (first) completion is graded correct.
 - **Maj@K** (self-consistency): among K sampled completions, the answers are grouped into equivalence

@@ -49,6 +49,9 @@ def test_pal_program_forms():
     res = sandbox.run_pot(prog, timeout_s=20, cpu_s=20)
     assert res.ok and res.stdout.strip() == "2"
     assert sandbox.run_pot(E.pal_program(gsm), timeout_s=20, cpu_s=20).stdout.strip() == "42"
+    # a MATH-form completion without the import block is not read (as in DeepSeek-Math's evaluation)
+    bad = sandbox.run_pot(E.pal_program("```\nanswer = 2\n```\nI hope my solution is correct."), timeout_s=20, cpu_s=20)
+    assert bad.stdout.strip() == "[invalid]"
 
 
 def test_context_overflow_is_an_error():
