@@ -45,8 +45,7 @@ COMPUTED = {
     "06_grpo": lambda m: bool(m["final"]) and all(_acc(v["acc"]) for v in m["final"].values()),
     "07_unified_paradigm": lambda m: len(m["findings"]) > 0 and len(m["table10"]) == 6,
     "08_evaluation": lambda m: len(m["evaluations"]) > 0 and all(_acc(r["accuracy"]) for r in m["evaluations"]),
-    "09_paper_tables_and_figures": lambda m: m["n_table5_ours"] >= 2 and m["tables"]["table5"] > 0
-                                             and m["findings_invalid"] == {},
+    "09_paper_tables_and_figures": lambda m: m["n_table5_ours"] >= 2 and m["tables"]["table5"] > 0,
 }
 
 
@@ -68,6 +67,8 @@ def test_notebook_finishes_and_computes(smoke: Path, name: str):
     else:
         exc_txt = ""
     assert ok, f"{name}: metrics.json lacks the computed value this test reads{exc_txt}; keys: {sorted(metrics)}"
+    if name == "09_paper_tables_and_figures":  # every run's findings must be in the findings format
+        assert metrics["findings_invalid"] == {}, f"findings 09 could not read: {metrics['findings_invalid']}"
 
 
 def _text_lines(out) -> tuple[str, int]:
