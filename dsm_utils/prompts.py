@@ -296,8 +296,8 @@ def _parse_prompt_module(source: str, filename: str) -> dict:
                 lit = ast.literal_eval(val)
             except ValueError:
                 continue
-            if isinstance(lit, (str, dict)):
-                consts[node.targets[0].id] = lit.strip() if strip and isinstance(lit, str) else lit
+            if isinstance(lit, str):  # the exemplar texts; other constants stay in the .py files
+                consts[node.targets[0].id] = lit.strip() if strip else lit
     cls = next(n for n in tree.body if isinstance(n, ast.ClassDef))
     fmt = next(n for n in cls.body if isinstance(n, ast.FunctionDef) and n.name == "format_prompt")
     stop_fn = next(n for n in cls.body if isinstance(n, ast.FunctionDef) and n.name == "stop_words")
@@ -319,10 +319,18 @@ def derive_prompts_json(sources: dict[str, str]) -> dict:
     """Rebuild ``deepseek_math_prompts.json`` from the upstream files' text (``{file name: source}``).
 
     ``data fetch`` downloads :data:`UPSTREAM_PROMPT_FILES` from :data:`UPSTREAM_RAW` and writes
-    ``json.dumps(derive_prompts_json(sources), ensure_ascii=False, indent=2)``; the exemplar texts, templates and
-    stop words equal those of the shared copy (a test checks the round trip on the shared copy's own records).
+    :func:`prompts_json_text` of the result to :data:`PROMPTS_FILE`; the exemplar texts, templates and stop words
+    equal those of the shared copy (a test checks the round trip on the shared copy's own records).
     """
     prompts = {}
     for filename in sorted(sources):
         prompts[filename.removesuffix(".py")] = _parse_prompt_module(sources[filename], filename)
     return {"source": {**UPSTREAM, "licence": "MIT (LICENSE-CODE, Copyright (c) 2023 DeepSeek)"}, "prompts": prompts}
+
+
+def prompts_json_text(doc: dict) -> str:
+    """The file text of a prompts document, byte for byte as the shared copy is written (sha256 in its README)."""
+    return json.dumps(doc, indent=1, ensure_ascii=False) + "\n"
+
+
+__all__ += ["prompts_json_text"]

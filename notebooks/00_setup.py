@@ -106,8 +106,8 @@ tok = tokenizer.train_tokenizer(
     tokenizer.toy_corpus(n_problems=tokenizer_problems, seed=seed, code_chars=tokenizer_code_chars, data_dir=data_dir or None),
     run.path("tokenizer"), vocab_size=tokenizer_vocab)
 sample = "Ada has 1234 apples. 1234 + 56 = 1290"
-print(len(tok), "tokens in the vocabulary")
-print(tok.tokenize(sample))
+pieces = tok.tokenize(sample)
+print(f"{len(tok)} tokens in the vocabulary; {sample!r} is {len(pieces)} tokens: {' · '.join(pieces)}")
 
 # %% [markdown]
 # ## The toy world

@@ -142,6 +142,15 @@ def _render_upstream(rec: dict) -> str:
             f"    def stop_words(self):\n        return {rec['stop_words']!r}\n")
 
 
+def test_prompts_json_text_is_the_shared_files_bytes(data_root):
+    import hashlib
+
+    raw = (data_root / P.PROMPTS_FILE).read_text(encoding="utf-8")
+    assert P.prompts_json_text(json.loads(raw)) == raw
+    readme = (data_root / "prompts" / "README.md").read_text(encoding="utf-8")
+    assert hashlib.sha256(raw.encode("utf-8")).hexdigest() in readme
+
+
 def test_derive_prompts_json_round_trips(prompt_data):
     names = [n for n in prompt_data if n != "minif2f_isabelle"]
     sources = {f"{n}.py": _render_upstream(prompt_data[n]) for n in names}
