@@ -27,8 +27,8 @@
 # > "The Maj@K and Pass@K of SFT and RL DeepSeekMath 7B on GSM8K and MATH (temperature 0.7). It was noted that
 # > RL enhances Maj@K but not Pass@K." — Figure 7 (§5.2.2)
 #
-# **Prompts.** The paper does not print its prompts; they come from DeepSeek-Math's evaluation code
-# (repository `deepseek-ai/DeepSeek-Math`, `evaluation/few_shot_prompts/`, MIT licence), stored as data under
+# **Prompts.** The prompt texts come from DeepSeek-Math's evaluation code, not from the paper (repository
+# `deepseek-ai/DeepSeek-Math`, `evaluation/few_shot_prompts/`, MIT licence), stored as data under
 # `$DSM_DATA_DIR/prompts/` and read by `dsm_utils.prompts` — exemplars, templates and stop words unchanged:
 #
 # | mode | for | prompt (from the DeepSeek-Math repository) |
