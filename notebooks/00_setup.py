@@ -44,7 +44,6 @@ min_accuracy = 0.3  # the sanity model must reach this greedy accuracy on 1-step
 # %%
 import os
 import platform
-import sys
 
 import matplotlib.pyplot as plt
 import pandas as pd

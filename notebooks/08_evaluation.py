@@ -83,7 +83,6 @@ threads = 0  # torch CPU threads (0: leave as is)
 # %%
 import gc
 import re
-import shutil
 from pathlib import Path
 
 import matplotlib.pyplot as plt

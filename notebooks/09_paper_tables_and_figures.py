@@ -32,7 +32,6 @@ results_in_run_folder = False  # True: write results/ inside the run folder (CI)
 
 # %%
 import shutil
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pandas as pd
@@ -40,13 +39,14 @@ from IPython.display import Image, Markdown, display
 
 from dsm_utils import REPO_ROOT, findings, repo_path, tracking
 from dsm_utils.evaluation import PAPER_RESULTS
-from dsm_utils.metrics import binomial_ci
+from dsm_utils.run import PROFILES
 
 run = tracking.start_run(run_dir, tracking.notebook_params(globals()), notebook="09_paper_tables_and_figures")
 pd.set_option("display.max_colwidth", None)  # full cell text, never "…"
 root = repo_path(runs_dir) if runs_dir else run.dir.parent
 profile = root.name
-results = run.dir / "results" if results_in_run_folder else REPO_ROOT / "results" / profile
+# results/<profile>/ is committed for the runner's profiles; a JupyterLab run (runs/local/...) keeps its own.
+results = REPO_ROOT / "results" / profile if profile in PROFILES and not results_in_run_folder else run.dir / "results"
 if results.exists():
     shutil.rmtree(results)  # results of an earlier run must not survive next to these
 results.mkdir(parents=True)
