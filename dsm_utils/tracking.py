@@ -302,8 +302,24 @@ def plain_progress() -> None:
         mod.trange = tqdm.std.trange
 
 
+def _format_warning(message, category, filename, lineno, line=None) -> str:
+    """A warning as one line naming the package file, never the machine's path to it."""
+    short = str(filename)
+    for marker in ("site-packages/", "dist-packages/"):
+        if marker in short:
+            short = short.split(marker, 1)[1]
+            break
+    else:
+        short = show_path(short) if os.path.isabs(short) else short
+    return f"{category.__name__}: {message} ({short}:{lineno})\n"
+
+
 def setup_notebook() -> None:
-    """Quiet library logs; under the runner (``DSM_HEADLESS=1``) progress bars become plain text lines."""
+    """Quiet library logs; warnings name package files, not machine paths; under the runner
+    (``DSM_HEADLESS=1``) progress bars become plain text lines."""
+    import warnings
+
     quiet_logs()
+    warnings.formatwarning = _format_warning
     if os.environ.get(HEADLESS_ENV) == "1":
         plain_progress()

@@ -104,3 +104,13 @@ def test_headless_progress_is_plain_text():
     r = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60,
                        env={**os.environ, "PYTHONPATH": str(REPO)})
     assert r.stdout.strip() == "True", r.stderr
+
+
+def test_warnings_name_the_package_file_not_the_machine_path():
+    import warnings
+
+    tracking.setup_notebook()
+    text = warnings.formatwarning("x is deprecated", FutureWarning,
+                                  "/opt/venv/lib/python3.11/site-packages/torch/nn/modules/module.py", 1789)
+    assert text == "FutureWarning: x is deprecated (torch/nn/modules/module.py:1789)\n"
+    assert str(REPO) not in warnings.formatwarning("w", UserWarning, str(REPO / "dsm_utils" / "rl.py"), 3)
