@@ -111,6 +111,9 @@ EXPECTED: tuple[DataFile, ...] = (
        "0b1ffa866b2d8eaff9ac00d8c4042bae915e2d153f3a600cf2c3b05193b0daef"),
     _d("minif2f/validation.jsonl", 244, _DSM + "datasets/minif2f/validation.jsonl", "miniF2F validation",
        "6091dd4c4e64a514fb2cba3a99e86678f791e9f5cbd9810db619522e81603ed5"),
+    _d("prompts/deepseek_math_prompts.json", None, "derive:prompts",
+       "DeepSeek-Math few-shot exemplars, templates, stop words (from evaluation/few_shot_prompts/*.py)",
+       "c2bc52d2fc01a790b82bec2a14a87f05f35d73a8114aa62277ddeb7fcf5850ef"),
     _d("prompts/deepseek_math_few_shot_test_configs.json", None, _DSM + "configs/few_shot_test_configs.json",
        "DeepSeek-Math few-shot eval configs", "9c3f1bf5c64dfd7e1ff4d9c5013fb6e43a987ab68366d5b4daff44ab1382449f"),
     _d("prompts/deepseek_math_zero_shot_test_configs.json", None, _DSM + "configs/zero_shot_test_configs.json",
@@ -338,6 +341,65 @@ def _fetch_math_train(dest: Path, sha256: str | None) -> Path:
         return _write_checked(dest, math_train_from_tarball(tar_path), sha256, AW_TARBALL)
 
 
+#: DeepSeek-Math's few-shot prompt modules (``evaluation/few_shot_prompts/<name>.py``) that
+#: ``prompts/deepseek_math_prompts.json`` is derived from.
+DSM_PROMPT_MODULES = ("cot_cmath_6_shot", "cot_gaokao_mathcloze_5_shot", "cot_gaokao_mathqa_5_shot", "cot_gsm_8_shot",
+                      "cot_math_sat_4_shot", "cot_minerva_math_4_shot", "cot_mmlu_stem_4_shot",
+                      "cot_ocwcourses_4_shot", "minif2f_isabelle", "pal_gsm_8_shot", "pal_math_4_shot")
+
+
+def _prompt_module(name: str, source: str) -> dict[str, Any]:
+    """One prompt module as text data: parsed with :mod:`ast`, never imported or run."""
+    import ast
+
+    tree = ast.parse(source)
+    constants: dict[str, str] = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            v = node.value
+            strip = (isinstance(v, ast.Call) and isinstance(v.func, ast.Attribute) and v.func.attr == "strip"
+                     and not v.args and isinstance(v.func.value, ast.Constant))
+            if strip:
+                v = v.func.value  # type: ignore[union-attr]
+            if isinstance(v, ast.Constant) and isinstance(v.value, str):
+                constants[node.targets[0].id] = v.value.strip() if strip else v.value
+    cls = next(n for n in tree.body if isinstance(n, ast.ClassDef))
+    methods = {n.name: n for n in cls.body if isinstance(n, ast.FunctionDef)}
+    fmt = methods["format_prompt"]
+    fstring = next(n.value for n in fmt.body if isinstance(n, ast.Assign) and isinstance(n.value, ast.JoinedStr))
+    parts = []
+    for v in fstring.values:
+        if isinstance(v, ast.Constant):
+            parts.append(v.value.replace("{", "{{").replace("}", "}}"))
+        else:
+            parts.append("{" + ast.get_source_segment(source, v.value) + "}")  # type: ignore[attr-defined]
+    ret = next(n for n in fmt.body if isinstance(n, ast.Return))
+    stop = next(n for n in methods["stop_words"].body if isinstance(n, ast.Return))
+    return {"source_file": f"evaluation/few_shot_prompts/{name}.py", "class": cls.name,
+            "format_prompt_args": [a.arg for a in fmt.args.args[1:]], "template": "".join(parts),
+            "template_postprocess": ast.get_source_segment(source, ret.value),
+            "stop_words": ast.literal_eval(stop.value), "module_constants": constants}
+
+
+def prompts_json_from_sources(sources: dict[str, str]) -> bytes:
+    """``prompts/deepseek_math_prompts.json`` from the prompt modules' source texts (name -> text)."""
+    doc = {"source": {"repository": "deepseek-ai/DeepSeek-Math", "commit": _DSM_COMMIT,
+                      "folder": "evaluation/few_shot_prompts/",
+                      "licence": "MIT (LICENSE-CODE, Copyright (c) 2023 DeepSeek)"},
+           "prompts": {name: _prompt_module(name, sources[name]) for name in sorted(sources)}}
+    return (json.dumps(doc, indent=1, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def _fetch_prompts(dest: Path, sha256: str | None) -> Path:
+    sources = {}
+    for name in DSM_PROMPT_MODULES:
+        url = _DSM + f"few_shot_prompts/{name}.py"
+        print(f"fetch {url}", file=sys.stderr)
+        with _urlopen(url) as resp:
+            sources[name] = resp.read().decode("utf-8")
+    return _write_checked(dest, prompts_json_from_sources(sources), sha256, _DSM + "few_shot_prompts/")
+
+
 def fetch(root: str | os.PathLike | None = None, overwrite: bool = False, build: bool = True) -> list[Path]:
     """Obtain every expected file that is missing (or, with ``overwrite``, not as expected) into the data dir.
 
@@ -366,6 +428,8 @@ def fetch(root: str | os.PathLike | None = None, overwrite: bool = False, build:
         try:
             if f.url == "derive:math_train":
                 got.append(_fetch_math_train(dest, f.sha256))
+            elif f.url == "derive:prompts":
+                got.append(_fetch_prompts(dest, f.sha256))
             else:
                 print(f"fetch {f.url} -> {dest}", file=sys.stderr)
                 got.append(_download(f.url, dest, f.sha256))

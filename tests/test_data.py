@@ -117,6 +117,10 @@ def offline_sources(data_root, tmp_path, monkeypatch):
     """Serve every pinned URL from the reference copy (what the pinned commits hold), recording the calls."""
     by_url = {f.url: data_root / f.relpath for f in data.EXPECTED if f.url.startswith("https://")}
     by_url[data.AW_TARBALL] = _aw_tarball(data.read_jsonl(data_root / "math/train.jsonl"), tmp_path / "aw.tar.gz")
+    prompts = json.loads((data_root / "prompts/deepseek_math_prompts.json").read_text())["prompts"]
+    for name, entry in prompts.items():
+        by_url[data._DSM + f"few_shot_prompts/{name}.py"] = tmp_path / f"{name}.py"
+        (tmp_path / f"{name}.py").write_text(_prompt_module_source(entry))
     calls: list[str] = []
 
     def fake_urlopen(url, timeout=60.0):
@@ -136,7 +140,7 @@ def test_fetch_gets_every_public_file_checked_and_names_what_it_cannot(offline_s
         data.fetch(dest, build=False)
     downloadable = [f for f in data.EXPECTED if not f.url.startswith("build:")]
     built = [f for f in data.EXPECTED if f.url.startswith("build:")]
-    assert len(calls) == len(downloadable) and built
+    assert len(calls) == len(downloadable) - 1 + len(data.DSM_PROMPT_MODULES) and built
     rows = {r["file"]: r for r in data.check(dest)}
     assert all(rows[f.relpath]["ok"] and rows[f.relpath]["sha256_ok"] for f in downloadable)
     msg = str(e.value)
@@ -147,6 +151,35 @@ def test_fetch_gets_every_public_file_checked_and_names_what_it_cannot(offline_s
     with pytest.raises(data.DataError):
         data.fetch(dest, build=False)
     assert calls == []  # files that are as expected are not fetched again
+
+
+def _prompt_module_source(entry: dict) -> str:
+    """A module written the way DeepSeek-Math writes its few-shot prompt files, from one parsed entry."""
+    consts = "".join(f"{k} = {v!r}\n" for k, v in entry["module_constants"].items()) or "few_shot_prompt = {}\n"
+    args = ", ".join(entry["format_prompt_args"])
+    return (f"from .few_shot_prompting import FewShotPrompting\n\n{consts}\nclass {entry['class']}(FewShotPrompting):\n"
+            f"    def format_prompt(self, {args}):\n        tag = 'other'\n        prompt = f{entry['template']!r}\n"
+            f"        return {entry['template_postprocess']}\n\n    def stop_words(self):\n"
+            f"        return {entry['stop_words']!r}\n")
+
+
+def test_prompts_file_is_derived_from_module_sources(data_root, tmp_path, monkeypatch):
+    ref = json.loads((data_root / "prompts/deepseek_math_prompts.json").read_text())
+    sources = {name: _prompt_module_source(e) for name, e in ref["prompts"].items()}
+    assert sorted(sources) == sorted(data.DSM_PROMPT_MODULES)
+    blob = data.prompts_json_from_sources(sources)
+    assert hashlib.sha256(blob).hexdigest() == data.expected_file("prompts/deepseek_math_prompts.json").sha256
+    # fetch reads each module from the pinned commit and writes the derived file (checked) atomically.
+    urls = {data._DSM + f"few_shot_prompts/{n}.py": s.encode() for n, s in sources.items()}
+    import io
+
+    monkeypatch.setattr(data, "_urlopen", lambda url, timeout=60.0: io.BytesIO(urls[url]))
+    out = data._fetch_prompts(tmp_path / "p.json", data.expected_file("prompts/deepseek_math_prompts.json").sha256)
+    assert out.read_bytes() == blob
+    urls[data._DSM + "few_shot_prompts/cot_gsm_8_shot.py"] = sources["cot_gsm_8_shot"].replace("Q:", "Question:").encode()
+    with pytest.raises(data.DataError, match="sha256 of the file derived from"):
+        data._fetch_prompts(tmp_path / "q.json", data.expected_file("prompts/deepseek_math_prompts.json").sha256)
+    assert not (tmp_path / "q.json").exists()
 
 
 def test_download_rejects_wrong_sha256_and_writes_nothing(tmp_path, monkeypatch):
