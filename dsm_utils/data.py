@@ -47,7 +47,14 @@ class DataFile:
     records: int | None  # jsonl(.gz) line count; None for binary files (WARC shards, tsv)
     url: str  # pinned public original that `fetch` downloads, or "build:NAME" / "derive:NAME"
     what: str
-    sha256: str | None = None  # expected contents (the copy CI reads); None: not checked
+    #: expected contents: the copy CI reads, or several accepted digests (a rebuild that is not byte-identical)
+    sha256: str | tuple[str, ...] | None = None
+
+    def accepts(self, digest: str) -> bool | None:
+        """Whether ``digest`` is an expected sha256 of this file (None when no digest is recorded)."""
+        if not self.sha256:
+            return None
+        return digest in ((self.sha256,) if isinstance(self.sha256, str) else self.sha256)
 
     @property
     def command(self) -> str:
@@ -55,6 +62,12 @@ class DataFile:
         if self.url.startswith("build:"):
             return f"python -m dsm_utils.data build {self.url[6:]}"
         return "python -m dsm_utils.data fetch"
+
+    @property
+    def source(self) -> str:
+        """Where the file's contents come from (a pinned URL, or what it is built or derived from)."""
+        return {"derive:math_train": f"{AW_TARBALL} ({AW_MATH_DIR}/)",
+                "derive:prompts": f"{_DSM}few_shot_prompts/*.py"}.get(self.url, self.url)
 
 
 _DSM_COMMIT = "b8b0f8ce093d80bf8e9a641e44142f06d092c305"
@@ -74,7 +87,7 @@ MATH_SUBJECTS = ("algebra", "counting_and_probability", "geometry", "intermediat
 _CC_WET = "CC-MAIN-20190717121559-20190717143559-00140.jsonl.gz"
 
 
-def _d(relpath: str, records: int | None, url: str, what: str, sha256: str) -> DataFile:
+def _d(relpath: str, records: int | None, url: str, what: str, sha256: str | tuple[str, ...]) -> DataFile:
     return DataFile(relpath, records, url, what, sha256)
 
 
@@ -156,8 +169,11 @@ EXPECTED: tuple[DataFile, ...] = (
        "2d84ede03c27791b0cd16bc037a5c254e18a011083aa02552779c55305e30f4c"),
     _d("web/minicc/labels.tsv", None, "build:minicc", "mini-CC page labels (evaluation only)",
        "5b2a04a894430e1f61defa69d9fd7b06c9408c6a46dfc6d8c7a110c684b3a10c"),
-    _d("latex/tex_docs.jsonl.gz", 625, "build:latex", "LaTeX documents (Debian TeX Live docs; arXiv stand-in)",
-       "4d3db6df55a8ad19be8d1912d81df7c35b3e1b6fd6afd5463d1ddabd6b638f6f"),
+    # The reference copy (625 documents) and what `build latex` makes from the pinned packages (623 documents,
+    # 613 of them the reference's): its selection rules are reproduced only approximately (docs/DATA.md).
+    _d("latex/tex_docs.jsonl.gz", None, "build:latex", "LaTeX documents (Debian TeX Live docs; arXiv stand-in)",
+       ("4d3db6df55a8ad19be8d1912d81df7c35b3e1b6fd6afd5463d1ddabd6b638f6f",
+        "d0ab574e7be3760963d1cfee584b7583f771452e06a6e2fa4e12f0fa3466803d")),
 )
 
 
@@ -172,7 +188,7 @@ def require(relpath: str, root: str | os.PathLike | None = None) -> Path:
     path = base / relpath
     if not path.exists():
         f = expected_file(relpath)
-        how = (f"run `{f.command}` (source: {f.url})" if f else "see docs/DATA.md")
+        how = (f"run `{f.command}` (source: {f.source})" if f else "see docs/DATA.md")
         raise FileNotFoundError(
             f"data file not found: {path} (data dir {base} from ${ENV_VAR} or default {DEFAULT_DATA_DIR}); "
             f"to get it, {how}, or set {ENV_VAR} to a folder that holds it (CI uses ../shared/data)."
@@ -250,7 +266,7 @@ def check(root: str | os.PathLike | None = None, verify: bool = True) -> list[di
         n = count_records(p) if (present and f.records is not None) else None
         sha_ok = None
         if present and verify and f.sha256:
-            sha_ok = sha256_of(p) == f.sha256
+            sha_ok = f.accepts(sha256_of(p))
         ok = present and (f.records is None or n == f.records) and sha_ok is not False
         rows.append({"file": f.relpath, "present": present, "records": n, "expected": f.records, "sha256_ok": sha_ok,
                      "ok": ok, "what": f.what, "command": f.command})
@@ -275,7 +291,11 @@ def _urlopen(url: str, timeout: float = 60.0):
     return urllib.request.urlopen(url, timeout=timeout)  # noqa: S310 - pinned URLs from EXPECTED
 
 
-def _download(url: str, dest: Path, sha256: str | None) -> Path:
+def _sha_ok(digest: str, sha256: str | tuple[str, ...] | None) -> bool:
+    return not sha256 or digest in ((sha256,) if isinstance(sha256, str) else sha256)
+
+
+def _download(url: str, dest: Path, sha256: str | tuple[str, ...] | None) -> Path:
     """Stream ``url`` to ``dest`` (via ``dest.part``), check its sha256, then rename; nothing half-written."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(dest.name + ".part")
@@ -285,7 +305,7 @@ def _download(url: str, dest: Path, sha256: str | None) -> Path:
             for block in iter(lambda: resp.read(1 << 20), b""):
                 h.update(block)
                 out.write(block)
-        if sha256 and h.hexdigest() != sha256:
+        if not _sha_ok(h.hexdigest(), sha256):
             raise DataError(f"{dest}: sha256 of {url} is {h.hexdigest()}, expected {sha256} "
                             "(the source changed or the download was corrupted); nothing was written")
         os.replace(tmp, dest)
@@ -294,10 +314,10 @@ def _download(url: str, dest: Path, sha256: str | None) -> Path:
     return dest
 
 
-def _write_checked(dest: Path, data: bytes, sha256: str | None, source: str) -> Path:
+def _write_checked(dest: Path, data: bytes, sha256: str | tuple[str, ...] | None, source: str) -> Path:
     """Write bytes made from a source after checking their sha256 (atomic)."""
     got = hashlib.sha256(data).hexdigest()
-    if sha256 and got != sha256:
+    if not _sha_ok(got, sha256):
         raise DataError(f"{dest}: sha256 of the file derived from {source} is {got}, expected {sha256}; "
                         "nothing was written")
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -434,7 +454,7 @@ def fetch(root: str | os.PathLike | None = None, overwrite: bool = False, build:
                 print(f"fetch {f.url} -> {dest}", file=sys.stderr)
                 got.append(_download(f.url, dest, f.sha256))
         except Exception as exc:  # noqa: BLE001 - collect every failure, report them together
-            errors.append(f"  {dest}: {type(exc).__name__}: {exc}; get it with `{f.command}` (source {f.url})")
+            errors.append(f"  {dest}: {type(exc).__name__}: {exc}; get it with `{f.command}` (source {f.source})")
     for name, files in builds.items():
         if not build:
             errors += [f"  {base / f.relpath}: not built; get it with `{f.command}`" for f in files]
@@ -996,7 +1016,8 @@ def build_latex(out_dir: str | os.PathLike, packages: list[str] | None = None,
         out.mkdir(parents=True, exist_ok=True)
         dest = out / "tex_docs.jsonl.gz"
         tmp = dest.with_name(dest.name + ".part")
-        with open(tmp, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=9, mtime=0) as gz:
+        with open(tmp, "wb") as raw, \
+                gzip.GzipFile(filename="", fileobj=raw, mode="wb", compresslevel=9, mtime=0) as gz:
             for d in kept:
                 gz.write((json.dumps(d, ensure_ascii=False) + "\n").encode("utf-8"))
         os.replace(tmp, dest)
@@ -1016,8 +1037,7 @@ def build_dataset(name: str, root: str | os.PathLike | None = None, **kw) -> dic
     print(f"build {name} -> {out} (apt-get download + dpkg-deb -x)", file=sys.stderr)
     stats = build_minicc(out, **kw) if name == "minicc" else build_latex(out, **kw)
     if not kw:
-        bad = [f.relpath for f in EXPECTED if f.url == f"build:{name}" and f.sha256
-               and sha256_of(base / f.relpath) != f.sha256]
+        bad = [f.relpath for f in EXPECTED if f.url == f"build:{name}" and f.accepts(sha256_of(base / f.relpath)) is False]
         stats["differs_from_expected"] = bad
         if bad:
             print(f"warning: built {name} differs from the reference copy in {bad} (package versions?)",
