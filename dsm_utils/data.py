@@ -2,8 +2,11 @@
 
 One setting locates every data file: the environment variable ``DSM_DATA_DIR`` (default ``./data``,
 relative paths resolved against the repository root). CI and development use ``../shared/data``.
-``python -m dsm_utils.data fetch`` downloads the public originals for users who are online;
-``python -m dsm_utils.data check`` lists every expected file with its record count.
+``python -m dsm_utils.data fetch`` obtains every file any profile reads: public originals from pinned commits,
+each checked by sha256, and the mini Common Crawl pool and LaTeX set built from Debian packages
+(``python -m dsm_utils.data build minicc|latex``); a file that cannot be had is an error naming it and the command
+that gets it. ``python -m dsm_utils.data check`` lists every expected file with its record count and checksum.
+See docs/DATA.md.
 """
 from __future__ import annotations
 
@@ -329,7 +332,8 @@ def _write_checked(dest: Path, data: bytes, sha256: str | tuple[str, ...] | None
 
 def math_train_from_tarball(tar_path: str | os.PathLike) -> bytes:
     """MATH train as one jsonl: the 7,500 one-problem JSON files of the aiwaves-cn/agents snapshot, in order
-    (subject, problem number), each with its fields as in the source plus ``source_file`` = ``train/<subject>/<n>.json``.
+    (subject, problem number), each with its fields as in the source plus
+    ``source_file`` = ``train/<subject>/<n>.json``.
     """
     import tarfile
 
@@ -533,19 +537,24 @@ class DocPackage:
 
 #: The mini Common Crawl's packages (Debian 12), in selection order. See :func:`build_minicc`.
 MINICC_PACKAGES: tuple[DocPackage, ...] = (
-    DocPackage("maxima-doc", "5.46.0-11", "/usr/share/doc/maxima-doc/html", "https://maxima.sourceforge.io/docs/manual/", 1),
+    DocPackage("maxima-doc", "5.46.0-11", "/usr/share/doc/maxima-doc/html",
+               "https://maxima.sourceforge.io/docs/manual/", 1),
     DocPackage("octave-doc", "7.3.0-2", "/usr/share/doc/octave/octave.html", "https://docs.octave.org/v7.3.0/", 1),
-    DocPackage("python-sympy-doc", "1.11.1-1", "/usr/share/doc/python-sympy-doc/html", "https://docs.sympy.org/1.11/", 1),
+    DocPackage("python-sympy-doc", "1.11.1-1", "/usr/share/doc/python-sympy-doc/html",
+               "https://docs.sympy.org/1.11/", 1),
     DocPackage("gap-doc", "4.12.1-2", "/usr/share/gap/doc", "https://docs.gap-system.org/doc/", 1,
                (("libjs-mathjax", "2.7.9+dfsg-1"),)),
-    DocPackage("python-mpmath-doc", "1.2.1-2", "/usr/share/doc/python-mpmath-doc/html", "https://mpmath.org/doc/1.2.1/", 1),
+    DocPackage("python-mpmath-doc", "1.2.1-2", "/usr/share/doc/python-mpmath-doc/html",
+               "https://mpmath.org/doc/1.2.1/", 1),
     DocPackage("gnuplot-doc", "5.4.4+dfsg1-2", "/usr/share/doc/gnuplot/htmldocs", "http://gnuplot.info/docs_5.4/", 1),
-    DocPackage("python3.11-doc", "3.11.2-6+deb12u9", "/usr/share/doc/python3.11/html", "https://docs.python.org/3.11/", 0),
+    DocPackage("python3.11-doc", "3.11.2-6+deb12u9", "/usr/share/doc/python3.11/html",
+               "https://docs.python.org/3.11/", 0),
     DocPackage("postgresql-doc-15", "15.20-0+deb12u1", "/usr/share/doc/postgresql-doc-15/html",
                "https://www.postgresql.org/docs/15/", 0),
     DocPackage("python-django-doc", "3:3.2.25-0+deb12u7", "/usr/share/doc/python-django-doc/html",
                "https://docs.djangoproject.com/en/3.2/", 0),
-    DocPackage("apache2-doc", "2.4.71-1~deb12u1", "/usr/share/doc/apache2-doc/manual", "https://httpd.apache.org/docs/2.4/", 0),
+    DocPackage("apache2-doc", "2.4.71-1~deb12u1", "/usr/share/doc/apache2-doc/manual",
+               "https://httpd.apache.org/docs/2.4/", 0),
     DocPackage("debian-reference-en", "2.100", "/usr/share/debian-reference",
                "https://www.debian.org/doc/manuals/debian-reference/", 0, (("debian-reference-common", "2.100"),)),
     DocPackage("r-doc-html", "4.2.2.20221110-2", "/usr/share/doc/r-doc-html/manual",
@@ -684,7 +693,8 @@ def write_minicc(pages: list[dict[str, Any]], out_dir: Path, shards: int = MINIC
                 rec = w.create_warc_record(page["url"], "response", payload=io.BytesIO(body), http_headers=http,
                                            warc_headers=warc_headers)
                 w.write_record(rec)
-                label_rows.append(f"{page['url']}\t{page['domain']}\t{page['package']}\t{page['is_math']}\t{k}\t{rid}\n")
+                label_rows.append("\t".join([page["url"], page["domain"], page["package"], str(page["is_math"]),
+                                              str(k), rid]) + "\n")
         written.append((tmp, out_dir / name))
     labels_tmp = out_dir / "labels.tsv.part"
     labels_tmp.write_text("".join(label_rows), encoding="utf-8")
@@ -1037,7 +1047,8 @@ def build_dataset(name: str, root: str | os.PathLike | None = None, **kw) -> dic
     print(f"build {name} -> {out} (apt-get download + dpkg-deb -x)", file=sys.stderr)
     stats = build_minicc(out, **kw) if name == "minicc" else build_latex(out, **kw)
     if not kw:
-        bad = [f.relpath for f in EXPECTED if f.url == f"build:{name}" and f.accepts(sha256_of(base / f.relpath)) is False]
+        bad = [f.relpath for f in EXPECTED
+               if f.url == f"build:{name}" and f.accepts(sha256_of(base / f.relpath)) is False]
         stats["differs_from_expected"] = bad
         if bad:
             print(f"warning: built {name} differs from the reference copy in {bad} (package versions?)",
