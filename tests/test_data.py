@@ -264,3 +264,15 @@ def test_corpus_texts_reads_text_fields(tmp_path):
     p = data.write_jsonl(tmp_path / "c.jsonl.gz", [{"text": "a" * 10}, {"text": ""}, {"text": "b" * 10}])
     assert list(sources.corpus_texts(p)) == ["a" * 10, "b" * 10]
     assert list(sources.corpus_texts(p, max_chars=5)) == ["a" * 10]
+
+
+def test_make_gets_data_before_test_and_reproduce_and_never_hides_a_failure():
+    import re
+
+    makefile = (Path(__file__).resolve().parent.parent / "Makefile").read_text()
+    rules = dict(re.findall(r"^([a-z-]+):([^\n=]*)$", makefile, re.M))
+    for target in ("test", "reproduce", "smoke"):
+        assert "data-ready" in rules[target].split(), (target, rules[target])
+    recipe = makefile.split("\ndata-ready:", 1)[1].split("\n\n", 1)[0]
+    assert "dsm_utils.data check" in recipe and "dsm_utils.data fetch" in recipe
+    assert "|| true" not in makefile and "-$(BIN)" not in makefile  # no ignored failure anywhere
