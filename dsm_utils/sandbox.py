@@ -8,20 +8,25 @@ isolated interpreter (``sys.executable -I -S``) and reports what happened as a :
 "output_limit", "network_blocked", "forbidden: ...", "exception: ZeroDivisionError: ...").
 
 Layers (outer ones are the real boundary; the audit hook is defence in depth, since CPython audit hooks
-can be bypassed by determined code, e.g. through ctypes or frame introspection):
+can be bypassed by determined code, e.g. ``_posixsubprocess.fork_exec`` or ctypes):
 
 * parent side: own session/process group, wall-clock timeout that SIGKILLs the group (and, as root, every
   process of the sandbox uid), stdout/stderr read incrementally with caps, empty temp working dir removed
   afterwards, scrubbed environment (PATH/LANG/HOME/TMPDIR and thread-count vars only);
 * child, before any user code: ``unshare`` of a new network namespace (only a downed loopback: no network)
-  and, as root, a new mount namespace hiding ``/root``, ``$HOME`` and the repository behind empty tmpfs
-  mounts (Python's own library dirs are bind-mounted back) plus private small tmpfs ``/tmp``,
-  ``/var/tmp``, ``/dev/shm``; rlimits CPU / AS / FSIZE / NPROC / NOFILE / CORE; ``no_new_privs``; as root,
-  a drop to a dedicated unprivileged uid leased per concurrent sandbox (so RLIMIT_NPROC is per sandbox and
-  leftovers can be killed by uid); as non-root, a user+network namespace when the kernel allows it;
+  and a new mount namespace (as root directly; otherwise inside a new user namespace) in which the process
+  ``pivot_root``s into a **private root filesystem** made only of Python's installation (stdlib, extension
+  modules, site-packages, and the shared-library dirs they load from), bind-mounted read-only, plus
+  ``/dev/{null,zero,random,urandom}`` and the scratch work dir; the host's root is then unmounted from the
+  namespace, so no shell, no ``/etc``, ``/proc``, ``/home``, repository or sibling directory exists for the
+  program, whatever it runs. Where no such root can be made (no root and user namespaces disabled) the
+  program is not run (``sandbox_setup_failed``) unless ``DSM_SANDBOX_WEAK=1``;
+  rlimits CPU / AS / FSIZE / NPROC / NOFILE / CORE; ``no_new_privs``; as root, a drop to a dedicated
+  unprivileged uid leased per concurrent sandbox (so RLIMIT_NPROC is per sandbox and leftovers can be
+  killed by uid);
 * an audit hook (``sys.addaudithook``) that refuses sockets, fork/exec/spawn/subprocess/os.system,
   signals to other processes, ctypes symbol lookups, writes/deletes outside the work dir and reads outside
-  the work dir and Python's library dirs (so ``/etc``, ``/root``, ``$HOME``, the repo are refused).
+  the work dir and Python's library dirs.
 """
 from __future__ import annotations
 
@@ -125,29 +130,57 @@ def _sandbox_main():
         if libc.mount(b(src), b(dst), b(fstype), flags, b(data)) != 0:
             raise OSError(ctypes.get_errno(), "mount %s" % dst)
 
-    def isolate_mounts():
-        # Hide secret-bearing trees behind empty tmpfs; bind Python's library dirs back in.
+    def private_root():
+        # A new root filesystem made only of Python's dirs (read-only), a few /dev nodes and the work dir;
+        # the host's root is unmounted from this namespace, so no other host file can be reached by any path.
+        MS_REMOUNT, MS_RDONLY, MNT_DETACH = 32, 1, 2
         mount(None, "/", None, MS_REC | MS_PRIVATE, None)
-        keep_fds = []
+        keep = []
         for k in cfg["keep"]:
             try:
-                keep_fds.append((k, os.open(k, os.O_PATH | os.O_DIRECTORY)))
+                st = os.statvfs(k)
+                # Flags a user namespace may not drop on remount (nosuid, nodev, noexec, atime modes).
+                locked = (st.f_flag & (2 | 4 | 8 | 1024 | 2048)) | (0x200000 if st.f_flag & 4096 else 0)
+                keep.append((k, os.open(k, os.O_PATH | os.O_DIRECTORY), locked))
+            except OSError:
+                pass
+        devs = []
+        for d in ("/dev/null", "/dev/zero", "/dev/urandom", "/dev/random"):
+            try:
+                devs.append((d, os.open(d, os.O_PATH)))
             except OSError:
                 pass
         work_fd = os.open(work, os.O_PATH | os.O_DIRECTORY)
-        for h in cfg["hide"]:
-            if os.path.isdir(h):
-                mount("tmpfs", h, "tmpfs", MS_NOSUID | MS_NODEV, "size=64k,mode=755")
-        for t in ("/tmp", "/var/tmp", "/dev/shm"):
-            if os.path.isdir(t):
-                mount("tmpfs", t, "tmpfs", MS_NOSUID | MS_NODEV, "size=%dk,mode=1777" % cfg["tmpfs_kb"])
-        for k, fd in keep_fds:
-            os.makedirs(k, 0o755, exist_ok=True)
-            mount("/proc/self/fd/%d" % fd, k, None, MS_BIND | MS_REC, None)
+        new = cfg["root_mountpoint"]
+        mount("tmpfs", new, "tmpfs", MS_NOSUID | MS_NODEV, "size=1024k,mode=755")
+        for k, fd, locked in keep:
+            t = new + k
+            os.makedirs(t, 0o755, exist_ok=True)
+            mount("/proc/self/fd/%d" % fd, t, None, MS_BIND | MS_REC, None)
+            mount(None, t, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | locked, None)
             os.close(fd)
-        os.makedirs(work, 0o755, exist_ok=True)
-        mount("/proc/self/fd/%d" % work_fd, work, None, MS_BIND, None)
+        for d, fd in devs:
+            t = new + d
+            os.makedirs(os.path.dirname(t), 0o755, exist_ok=True)
+            os.close(os.open(t, os.O_CREAT | os.O_WRONLY, 0o644))
+            mount("/proc/self/fd/%d" % fd, t, None, MS_BIND, None)
+            os.close(fd)
+        for link, target in cfg["links"]:
+            if not os.path.lexists(new + link):
+                os.makedirs(os.path.dirname(new + link), 0o755, exist_ok=True)
+                os.symlink(target, new + link)
+        os.makedirs(new + work, 0o755, exist_ok=True)
+        mount("/proc/self/fd/%d" % work_fd, new + work, None, MS_BIND, None)
         os.close(work_fd)
+        os.makedirs(new + "/.oldroot", 0o700)
+        nr = {"x86_64": 155, "aarch64": 41, "riscv64": 41, "ppc64le": 203, "s390x": 217}.get(os.uname().machine)
+        if nr is None or libc.syscall(nr, new.encode(), (new + "/.oldroot").encode()) != 0:
+            raise OSError(ctypes.get_errno(), "pivot_root")
+        os.chdir("/")
+        if libc.umount2(b"/.oldroot", MNT_DETACH) != 0:
+            raise OSError(ctypes.get_errno(), "umount old root")
+        os.rmdir("/.oldroot")
+        mount(None, "/", None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, None)
 
     is_root = os.geteuid() == 0
     if cfg["isolate"]:
@@ -155,15 +188,15 @@ def _sandbox_main():
             if libc.unshare(CLONE_NEWNET | CLONE_NEWNS) == 0:
                 notes.append("netns")
                 try:
-                    isolate_mounts()
-                    notes.append("mountns")
+                    private_root()
+                    notes.append("rootfs")
                 except OSError as e:
-                    notes.append("mountns-failed:%s" % e)
+                    notes.append("rootfs-failed:%s" % e)
             elif libc.unshare(CLONE_NEWNET) == 0:
                 notes.append("netns")
         else:
             uid0, gid0 = os.getuid(), os.getgid()
-            if libc.unshare(CLONE_NEWUSER | CLONE_NEWNET) == 0:
+            if libc.unshare(CLONE_NEWUSER | CLONE_NEWNET | CLONE_NEWNS) == 0:
                 # Map our own ids 1:1, or file creation in the work dir would fail with EOVERFLOW.
                 try:
                     for fn, text in (("setgroups", "deny"), ("uid_map", "%d %d 1" % (uid0, uid0)),
@@ -171,8 +204,15 @@ def _sandbox_main():
                         with open("/proc/self/" + fn, "w") as f:
                             f.write(text)
                     notes.append("userns+netns")
+                    private_root()
+                    notes.append("rootfs")
                 except OSError as e:
-                    notes.append("userns-map-failed:%s" % e)
+                    notes.append("rootfs-failed:%s" % e)
+            else:
+                notes.append("userns-failed:errno=%d" % ctypes.get_errno())
+        if "rootfs" not in notes and cfg["require_rootfs"]:
+            status(event="setup_failed", notes=notes)
+            os._exit(71)
 
     def lim(which, soft, hard=None):
         hard = soft if hard is None else hard
@@ -341,62 +381,77 @@ _DENY_EVENTS = (
 )
 
 
+def _nest_free(dirs) -> list[str]:
+    """Real paths of ``dirs`` that exist, without those nested in others."""
+    out: list[str] = []
+    for d in sorted({os.path.realpath(d) for d in dirs if d and os.path.isdir(d)}, key=len):
+        if not any(d == o or d.startswith(o + "/") for o in out):
+            out.append(d)
+    return out
+
+
 def _python_dirs() -> list[str]:
     """Directories the child interpreter must be able to read (stdlib, extension modules, site-packages)."""
     dirs = set()
     for key in ("stdlib", "platstdlib", "purelib", "platlib"):
         p = sysconfig.get_paths().get(key)
         if p:
-            dirs.add(os.path.realpath(p))
+            dirs.add(p)
     for p in sys.path:
         if p and os.path.isdir(p) and ("site-packages" in p or "lib-dynload" in p or p.endswith(".zip")):
-            dirs.add(os.path.realpath(p))
+            dirs.add(p)
     for base in (sys.base_prefix, sys.base_exec_prefix):
-        lib = os.path.join(os.path.realpath(base), "lib")  # libpython, stdlib, lib-dynload
-        if os.path.isdir(lib):
-            dirs.add(lib)
-    # Drop entries nested in others.
-    out = []
-    for d in sorted(dirs, key=len):
-        if not any(d == o or d.startswith(o + "/") for o in out):
-            out.append(d)
-    return out
+        base = os.path.realpath(base)
+        if base not in ("/usr", "/"):  # a private prefix (e.g. /usr/local, conda): libpython and friends
+            dirs.add(os.path.join(base, "lib"))
+    return _nest_free(dirs)
+
+
+def _system_lib_dirs() -> list[str]:
+    """Shared libraries that extension modules load (libc, libffi, libmpdec, ...): the multiarch dirs, or /lib
+    and /usr/lib without multiarch, plus the dirs of every library this interpreter has mapped."""
+    arch = sysconfig.get_config_var("MULTIARCH") or ""
+    cands = ([f"/lib/{arch}", f"/usr/lib/{arch}"] if arch else ["/lib", "/usr/lib"]) + ["/lib64", "/usr/lib64"]
+    try:
+        with open("/proc/self/maps") as f:
+            for line in f:
+                path = line.split(maxsplit=5)[-1].strip()
+                if path.startswith("/") and ".so" in os.path.basename(path):
+                    cands.append(os.path.dirname(path))
+    except OSError:
+        pass
+    return _nest_free(cands)
+
+
+def _root_links() -> list[tuple[str, str]]:
+    """Top-level symlinks the dynamic loader's paths go through (merged /usr: /lib -> usr/lib)."""
+    return [(p, os.readlink(p)) for p in ("/lib", "/lib64", "/lib32", "/libx32") if os.path.islink(p)]
 
 
 def _site_dirs() -> list[str]:
-    """site-packages of the running environment, in sys.path order (the child starts with -S)."""
-    out = []
-    for key in ("purelib", "platlib"):
-        p = sysconfig.get_paths().get(key)
-        if p and p not in out:
-            out.append(p)
-    for p in sys.path:
-        if p.endswith("site-packages") and os.path.isdir(p) and p not in out:
-            out.append(p)
-    return out
-
-
-def _hidden_dirs() -> list[str]:
-    """Trees hidden from the child (as root, behind tmpfs): home dirs and the repository checkout."""
-    repo = str(Path(__file__).resolve().parent.parent)
-    cands = {"/root", "/home", os.path.expanduser("~"), repo}
-    out = []
-    for d in sorted((os.path.realpath(c) for c in cands if c and os.path.isdir(c)), key=len):
-        if d not in ("/", "/usr", "/tmp") and not any(d == o or d.startswith(o + "/") for o in out):
-            out.append(d)
+    """site-packages of the running environment (real paths), in sys.path order (the child starts with -S)."""
+    out: list[str] = []
+    for p in [sysconfig.get_paths().get(k) for k in ("purelib", "platlib")] + [
+            p for p in sys.path if p.endswith("site-packages")]:
+        if p and os.path.isdir(p) and os.path.realpath(p) not in out:
+            out.append(os.path.realpath(p))
     return out
 
 
 _STATIC_CACHE: dict = {}
+#: Set to 1 to run programs where no private root filesystem can be made (no root, user namespaces disabled):
+#: then only the audit hook and rlimits guard the host's files.
+WEAK_ENV = "DSM_SANDBOX_WEAK"
 
 
 def _static_cfg() -> dict:
     if not _STATIC_CACHE:
         py = _python_dirs()
         _STATIC_CACHE.update(
-            keep=py,
+            keep=_nest_free(py + _system_lib_dirs()),
+            links=_root_links(),
+            root_mountpoint="/tmp",
             site_dirs=_site_dirs(),
-            hide=_hidden_dirs(),
             read_roots=sorted(set(py) | {"/usr/lib", "/usr/lib64", "/usr/share", "/lib", "/lib64"}),
             read_files=["/dev/null", "/dev/zero", "/dev/urandom", "/dev/random", "/dev/tty"],
             write_files=["/dev/null"],
@@ -581,7 +636,7 @@ def run_program(
             cpu_s=max(1, int(round(cpu_s))), memory_bytes=int(memory_mb) << 20,
             file_bytes=int(max_file_mb * (1 << 20)),
             nproc=max_procs if root else _own_proc_count() + max_procs,
-            tmpfs_kb=max(1024, int(max_file_mb * 1024) * 4), pot=_pot, audit=_audit, isolate=_isolate,
+            pot=_pot, audit=_audit, isolate=_isolate, require_rootfs=os.environ.get(WEAK_ENV) != "1",
         )
         try:
             proc = subprocess.Popen(
@@ -682,6 +737,7 @@ def run_program(
             pass
     ready_ev = next((e for e in events if e.get("event") == "ready"), None)
     ready = ready_ev is not None
+    setup_failed = next((e for e in events if e.get("event") == "setup_failed"), None)
     violations = [e for e in events if e.get("event") == "violation"]
     exc = next((e for e in events if e.get("event") == "exception"), None)
     stdout = out_buf.decode("utf-8", "replace")
@@ -713,6 +769,10 @@ def run_program(
             error = f"killed: {signal.Signals(sig).name}"
     elif exc is not None:
         error = _classify_exception(exc)
+    elif setup_failed is not None:
+        error = (f"sandbox_setup_failed: no private root filesystem ({', '.join(setup_failed.get('notes', []))}); "
+                 f"it needs root or unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1), "
+                 f"or set {WEAK_ENV}=1 to rely on the audit hook alone")
     elif not ready:
         error = f"sandbox_setup_failed: rc={rc}: {stderr.strip()[-200:]}"
     elif rc:
@@ -724,6 +784,17 @@ def run_program(
         wall_s=time.monotonic() - t0, truncated=truncated,
         isolation=list(ready_ev.get("notes", [])) if ready_ev else [],
     )
+
+
+def require_isolation() -> list[str]:
+    """Check that this machine can give programs a private root filesystem; raise a clear error if not.
+
+    Returns the isolation layers a trivial program got (``make install`` runs this once).
+    """
+    r = run_program("print('ok')")
+    if not r.ok or "rootfs" not in r.isolation:
+        raise RuntimeError(f"the PoT sandbox cannot isolate programs here: {r.error or r.isolation}")
+    return r.isolation
 
 
 def run_pot(code: str, **limits) -> SandboxResult:

@@ -15,8 +15,8 @@ def tok():
     return default_tokenizer()
 
 
-def _data(n=6):
-    probs = P.generate(n, seed=4)
+def _data(n=6, seed=4):
+    probs = P.generate(n, seed=seed)
     wrong = ["I do not know.\nThe answer is \\boxed{%d}." % (int(p.answer) + 1) for p in probs]
     bad_first = ["1 + 1 = 3\n" + p.cot for p in probs]
     return probs, [p.cot for p in probs] + wrong + bad_first, probs * 3
@@ -34,13 +34,17 @@ def test_build_rm_dataset_labels_from_the_rule_checker():
 
 
 def test_outcome_and_process_rm_learn_the_labels(tok, tmp_path):
-    probs, comps, ps = _data(4)
+    probs, comps, ps = _data(8)
+    _, held_comps, held_ps = _data(8, seed=5)  # other problems: accuracy is measured on items never trained on
+    assert not {p.question for p in ps} & {p.question for p in held_ps}
     for kind, key in (("outcome", "outcome_acc"), ("process", "step_acc")):
         ds = R.build_rm_dataset(ps, comps, kind=kind)
+        held = R.build_rm_dataset(held_ps, held_comps, kind=kind)
         rm = R.make_reward_model("llama-1m", tok, seed=0)
-        R.train_reward_model(rm, tok, ds, steps=40, lr=3e-3, batch_size=12, progress=False)
-        acc = R.rm_accuracy(rm, tok, ds)
-        assert acc[key] >= 0.8, (kind, acc)
+        untrained = R.rm_accuracy(rm, tok, held)[key]
+        R.train_reward_model(rm, tok, ds, steps=60, lr=3e-3, batch_size=12, progress=False)
+        acc = R.rm_accuracy(rm, tok, held)
+        assert acc[key] >= 0.8 and acc[key] > untrained, (kind, untrained, acc)
     steps = R.score_steps(rm, tok, [r["prompt"] for r in ds[:2]], comps[:2])
     assert [len(s) for s in steps] == [len(r["step_labels"]) for r in ds[:2]]
     before = R.score_outcome(rm, tok, [ds[0]["prompt"]], [comps[0]])

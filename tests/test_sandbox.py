@@ -89,7 +89,7 @@ def test_runs_as_unprivileged_uid():
     r = run("import os; print(os.getuid(), os.geteuid(), os.getgroups())")
     uid, euid, groups = r.stdout.split(maxsplit=2)
     assert int(uid) >= sandbox._UID_BASE and int(euid) == int(uid) and groups.strip() == "[]"
-    assert {"netns", "mountns"} <= set(r.isolation), r.isolation
+    assert {"netns", "rootfs"} <= set(r.isolation), r.isolation
 
 
 # ------------------------------------------------------------------ hostile programs
@@ -192,8 +192,8 @@ def test_read_outside_blocked(canary):
 
 @root_only
 def test_outside_files_protected_by_os_layers_alone(canary):
-    # Audit hooks off: the private mount namespace (tmpfs over /tmp, /root, the repo) and the
-    # unprivileged uid still keep the canary unread and undeleted.
+    # Audit hooks off: the private root filesystem (Python's dirs read-only, the work dir, nothing else) and
+    # the unprivileged uid still keep the canary unread and undeleted.
     r = run(f"""
         import os
         for fn in (lambda: print(open({str(canary)!r}).read()), lambda: os.remove({str(canary)!r}),
@@ -204,9 +204,83 @@ def test_outside_files_protected_by_os_layers_alone(canary):
                 print(type(e).__name__)
     """, _audit=False)
     assert r.ok, r
-    assert "CANARY-SECRET" not in r.stdout and r.stdout.split() == [
-        "FileNotFoundError", "FileNotFoundError", "FileNotFoundError", "PermissionError"]
+    assert "CANARY-SECRET" not in r.stdout and r.stdout.split() == ["FileNotFoundError"] * 4
     assert canary.read_text() == "CANARY-SECRET-1234"
+
+
+@pytest.fixture
+def outside_canary():
+    """A secret file beside the checkout (a sibling directory), outside the repository and /tmp."""
+    import shutil
+    import tempfile
+
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(sandbox.__file__)))
+    parent = os.path.dirname(repo)
+    base = parent if os.access(parent, os.W_OK) else "/var/tmp"
+    d = tempfile.mkdtemp(prefix=".dsm_sandbox_canary_", dir=base)
+    path = os.path.join(d, "secret.txt")
+    with open(path, "w") as f:
+        f.write("OUTSIDE-SECRET-5678")
+    os.chmod(d, 0o755)
+    os.chmod(path, 0o644)  # world-readable, like most host files
+    yield path
+    shutil.rmtree(d, ignore_errors=True)
+
+
+_FORK_EXEC_SHELL = """
+import os, _posixsubprocess
+r, w = os.pipe()
+er, ew = os.pipe()
+argv = [b"/bin/sh", b"-c", b"cat {path} /etc/passwd; ls /; echo shell-ran"]
+common = (argv, [b"/bin/sh"], True, (w,), None, None, -1, -1, -1, w, -1, w, er, ew, False, False)
+try:  # CPython 3.11.x / 3.12+: process_group, gid, gids, uid, umask, preexec_fn, allow_vfork
+    pid = _posixsubprocess.fork_exec(*common, -1, None, None, None, -1, None, False)
+except TypeError:  # CPython 3.10: gid, gids, uid, umask, preexec_fn
+    pid = _posixsubprocess.fork_exec(*common, None, None, None, -1, None)
+os.close(w)
+os.close(ew)
+out = b""
+while chunk := os.read(r, 65536):
+    out += chunk
+err = os.read(er, 4096)
+os.waitpid(pid, 0)
+print("started pid", pid, "exec error:", err.decode(errors="replace"))
+print(out.decode(errors="replace"))
+"""
+
+
+@pytest.mark.parametrize("audit", [True, False], ids=["audit-hook-on", "audit-hook-off"])
+def test_shell_started_past_the_audit_hook_cannot_read_host_files(outside_canary, audit):
+    # _posixsubprocess is importable and fork_exec raises no audit event: the program starts a process. The
+    # private root filesystem has no shell, no /etc and no sibling of the checkout, so nothing leaks.
+    r = run(_FORK_EXEC_SHELL.format(path=outside_canary), _audit=audit)
+    assert "started pid" in r.stdout or r.error_class in ("forbidden", "process_limit"), r
+    assert "OUTSIDE-SECRET" not in r.stdout + r.stderr
+    assert "root:" not in r.stdout and "shell-ran" not in r.stdout
+    # Plain Python past the hook sees the same thin filesystem.
+    r = run(f"""
+        import os
+        for p in ({outside_canary!r}, "/etc/passwd", "/bin/sh", {os.path.dirname(outside_canary)!r}):
+            print(p, os.path.exists(p))
+        print(sorted(os.listdir("/")))
+    """, _audit=False)
+    assert r.ok, r
+    lines = r.stdout.splitlines()
+    assert all(line.endswith(" False") for line in lines[:4]), lines
+    assert not {"etc", "bin", "home", "proc", "sys", "var"} & set(eval(lines[4])), lines[4]
+
+
+def test_no_private_root_means_no_run(monkeypatch):
+    # Fail closed: where the private root filesystem cannot be made, the program does not run at all,
+    # unless the user opts into the audit hook alone.
+    cfg = dict(sandbox._static_cfg(), root_mountpoint="/nonexistent-dsm-mountpoint")
+    monkeypatch.setattr(sandbox, "_static_cfg", lambda: cfg)
+    r = run("print('ran')")
+    assert not r.ok and r.error.startswith("sandbox_setup_failed: no private root filesystem"), r.error
+    assert "DSM_SANDBOX_WEAK" in r.error and r.stdout == ""
+    monkeypatch.setenv(sandbox.WEAK_ENV, "1")
+    r = run("print('ran')")
+    assert r.ok and r.stdout == "ran\n" and "rootfs" not in r.isolation
 
 
 @pytest.fixture
