@@ -365,59 +365,22 @@ def _fetch_math_train(dest: Path, sha256: str | None) -> Path:
         return _write_checked(dest, math_train_from_tarball(tar_path), sha256, AW_TARBALL)
 
 
-#: DeepSeek-Math's few-shot prompt modules (``evaluation/few_shot_prompts/<name>.py``) that
-#: ``prompts/deepseek_math_prompts.json`` is derived from.
-DSM_PROMPT_MODULES = ("cot_cmath_6_shot", "cot_gaokao_mathcloze_5_shot", "cot_gaokao_mathqa_5_shot", "cot_gsm_8_shot",
-                      "cot_math_sat_4_shot", "cot_minerva_math_4_shot", "cot_mmlu_stem_4_shot",
-                      "cot_ocwcourses_4_shot", "minif2f_isabelle", "pal_gsm_8_shot", "pal_math_4_shot")
-
-
-def _prompt_module(name: str, source: str) -> dict[str, Any]:
-    """One prompt module as text data: parsed with :mod:`ast`, never imported or run."""
-    import ast
-
-    tree = ast.parse(source)
-    constants: dict[str, str] = {}
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-            v = node.value
-            strip = (isinstance(v, ast.Call) and isinstance(v.func, ast.Attribute) and v.func.attr == "strip"
-                     and not v.args and isinstance(v.func.value, ast.Constant))
-            if strip:
-                v = v.func.value  # type: ignore[union-attr]
-            if isinstance(v, ast.Constant) and isinstance(v.value, str):
-                constants[node.targets[0].id] = v.value.strip() if strip else v.value
-    cls = next(n for n in tree.body if isinstance(n, ast.ClassDef))
-    methods = {n.name: n for n in cls.body if isinstance(n, ast.FunctionDef)}
-    fmt = methods["format_prompt"]
-    fstring = next(n.value for n in fmt.body if isinstance(n, ast.Assign) and isinstance(n.value, ast.JoinedStr))
-    parts = []
-    for v in fstring.values:
-        if isinstance(v, ast.Constant):
-            parts.append(v.value.replace("{", "{{").replace("}", "}}"))
-        else:
-            parts.append("{" + ast.get_source_segment(source, v.value) + "}")  # type: ignore[attr-defined]
-    ret = next(n for n in fmt.body if isinstance(n, ast.Return))
-    stop = next(n for n in methods["stop_words"].body if isinstance(n, ast.Return))
-    return {"source_file": f"evaluation/few_shot_prompts/{name}.py", "class": cls.name,
-            "format_prompt_args": [a.arg for a in fmt.args.args[1:]], "template": "".join(parts),
-            "template_postprocess": ast.get_source_segment(source, ret.value),
-            "stop_words": ast.literal_eval(stop.value), "module_constants": constants}
-
-
 def prompts_json_from_sources(sources: dict[str, str]) -> bytes:
-    """``prompts/deepseek_math_prompts.json`` from the prompt modules' source texts (name -> text)."""
-    doc = {"source": {"repository": "deepseek-ai/DeepSeek-Math", "commit": _DSM_COMMIT,
-                      "folder": "evaluation/few_shot_prompts/",
-                      "licence": "MIT (LICENSE-CODE, Copyright (c) 2023 DeepSeek)"},
-           "prompts": {name: _prompt_module(name, sources[name]) for name in sorted(sources)}}
-    return (json.dumps(doc, indent=1, ensure_ascii=False) + "\n").encode("utf-8")
+    """``prompts/deepseek_math_prompts.json`` from the prompt modules' source texts (module name -> text).
+
+    The parsing lives in :func:`dsm_utils.prompts.derive_prompts_json` (``ast``, never imported or run)."""
+    from . import prompts
+
+    files = {name if name.endswith(".py") else f"{name}.py": text for name, text in sources.items()}
+    return prompts.prompts_json_text(prompts.derive_prompts_json(files)).encode("utf-8")
 
 
 def _fetch_prompts(dest: Path, sha256: str | None) -> Path:
+    from . import prompts
+
     sources = {}
-    for name in DSM_PROMPT_MODULES:
-        url = _DSM + f"few_shot_prompts/{name}.py"
+    for name in prompts.UPSTREAM_PROMPT_FILES:
+        url = _DSM + f"few_shot_prompts/{name}"
         print(f"fetch {url}", file=sys.stderr)
         with _urlopen(url) as resp:
             sources[name] = resp.read().decode("utf-8")
