@@ -83,10 +83,10 @@ COMMA := ,
 # Keep each notebook and its .py:percent twin in sync, outputs stripped.
 pair: $(STAMP)
 	$(BIN)/jupytext --sync notebooks/[0-9][0-9]_*.py
-	$(BIN)/nbstripout notebooks/*.ipynb
+	$(BIN)/nbstripout --extra-keys "metadata.language_info" notebooks/*.ipynb
 
 strip: $(STAMP)
-	$(BIN)/nbstripout notebooks/*.ipynb
+	$(BIN)/nbstripout --extra-keys "metadata.language_info" notebooks/*.ipynb
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks/
