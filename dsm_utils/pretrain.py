@@ -208,7 +208,8 @@ class PretrainParams:
     weight_decay: float = 0.1
     betas: list[float] = field(default_factory=lambda: [0.9, 0.95])
     grad_clip: float = 1.0
-    seed: int = 0
+    seed: int = 0  # model initialisation (toy names)
+    data_seed: int | None = None  # order of the blocks (default: seed); give later stages their own
     device: str = "cpu"  # "cpu" forces CPU; anything else lets accelerate pick (GPU when present)
     mixed_precision: str = "no"  # "no" | "bf16" | "fp16"
     threads: int = 1
@@ -218,7 +219,7 @@ class PretrainParams:
     eval: dict[str, str] = field(default_factory=dict)  # {name: jsonl of {"context", "text"}}
     eval_batch: int = 16
     eval_max_len: int = 512
-    fewshot: dict[str, Any] = field(default_factory=dict)  # {"benchmark", "n_items", "max_new_tokens", "n_shot"}
+    fewshot: dict[str, Any] = field(default_factory=dict)  # {"benchmarks": [...], "n_items", "max_new_tokens", "n_shot"}
     save_model: bool = True
 
     @classmethod
@@ -231,7 +232,7 @@ class PretrainParams:
         if missing:
             raise ValueError(f"{where}: missing required keys {missing}")
         p = cls(**d)
-        if p.tokens <= 0 or p.seq_len < 2 or p.batch_size < 1 or p.grad_accum < 1:
+        if p.tokens < 0 or p.seq_len < 2 or p.batch_size < 1 or p.grad_accum < 1:
             raise ValueError(f"{where}: tokens, seq_len, batch_size and grad_accum must be positive ({d})")
         return p
 
@@ -312,8 +313,12 @@ def train(params: dict[str, Any], run_dir: str | os.PathLike) -> dict[str, Any]:
     arrays = _load_blocks(p.data, p.seq_len)
     world = acc.num_processes
     global_batch = p.batch_size * world * p.grad_accum
-    steps = max(1, p.tokens // (p.seq_len * global_batch))
-    order = mixture_order({k: len(v) for k, v in arrays.items()}, p.data, steps * global_batch, p.seed)
+    steps = p.tokens // (p.seq_len * global_batch) if p.tokens else 0  # tokens=0: evaluate the model as it is
+    if p.tokens and steps == 0:
+        raise ValueError(f"params.tokens={p.tokens} is less than one step of {p.seq_len * global_batch} tokens")
+    data_seed = p.seed if p.data_seed is None else p.data_seed
+    order = mixture_order({k: len(v) for k, v in arrays.items()}, p.data, steps * global_batch, data_seed) \
+        if steps else []
     dl = torch.utils.data.DataLoader(BlockDataset(arrays, order), batch_size=p.batch_size, shuffle=False)
     decay = [x for n, x in model.named_parameters() if x.ndim >= 2]
     no_decay = [x for n, x in model.named_parameters() if x.ndim < 2]  # norms: no weight decay
@@ -370,9 +375,10 @@ def train(params: dict[str, Any], run_dir: str | os.PathLike) -> dict[str, Any]:
         metrics["bpb"] = {name: bits_per_byte(net, tok, read_pairs(path), p.eval_batch, p.eval_max_len)
                           for name, path in p.eval.items()}
         if p.fewshot:
-            metrics["fewshot"] = fewshot_accuracy(net, tok, **p.fewshot)
+            fs = dict(p.fewshot)
+            metrics["fewshot"] = {b: fewshot_accuracy(net, tok, b, **fs) for b in fs.pop("benchmarks", ["toy"])}
         metrics["eval_s"] = round(time.time() - t1, 2)
-        if p.save_model:
+        if p.save_model and steps:
             _save_model(acc, net, tok, run_dir / "model")
         metrics["done"] = True
         write_json(run_dir / "metrics.json", metrics)
@@ -624,6 +630,136 @@ def _interleave(a: list[str], b: list[str]) -> list[str]:
     return out
 
 
+def fingerprint(*parts: Any) -> str:
+    """Short content hash of JSON-able parts (cache keys of data files and runs)."""
+    h = hashlib.sha1()
+    for p in parts:
+        h.update(json.dumps(p, sort_keys=True, default=str).encode())
+    return h.hexdigest()[:10]
+
+
+def tokenizer_fingerprint(tokenizer) -> str:
+    """Hash of the tokenizer's vocabulary and merges (same text + same tokenizer = same blocks)."""
+    return fingerprint(tokenizer.backend_tokenizer.to_str() if hasattr(tokenizer, "backend_tokenizer")
+                       else sorted(tokenizer.get_vocab().items()))
+
+
+def prepare_source(name: str, tokenizer, seq_len: int, max_tokens: int, cache_dir: str | os.PathLike,
+                   math_corpus_run: str | os.PathLike, data_dir: str | None = None) -> tuple[str, dict[str, Any]]:
+    """Pack source ``name`` (at most ``max_tokens``) into a blocks file under ``cache_dir``; returns its path and
+    size. The file name holds a hash of the texts and the tokenizer, so notebooks that need the same data share
+    one file and a changed corpus (01 rerun) never reads a stale one."""
+    texts = source_texts(name, math_corpus_run, data_dir)
+    total_chars = sum(map(len, texts))
+    # ~4 characters per token is an upper bound for this tokenizer on web text; cut before tokenizing everything
+    use = texts
+    cap = 6 * max_tokens
+    if total_chars > cap:
+        use, c = [], 0
+        for t in texts:
+            use.append(t)
+            c += len(t)
+            if c >= cap:
+                break
+    key = fingerprint(name, seq_len, max_tokens, tokenizer_fingerprint(tokenizer),
+                      hashlib.sha1("\x00".join(use).encode()).hexdigest())
+    path = repo_path(cache_dir) / "data" / f"{name}-L{seq_len}-{key}.npy"
+    meta = path.with_suffix(".json")
+    if path.exists() and meta.exists():
+        info = read_json(meta)
+    else:
+        info = write_blocks(path, tokenizer, use, seq_len, max_tokens)
+        info.update(source=name, source_documents=len(texts), source_chars=total_chars)
+        write_json(meta, info)
+    return str(path), info
+
+
+def prepare_eval(kind: str, split: str, n: int, cache_dir: str | os.PathLike, data_dir: str | None = None) -> str:
+    """An evaluation set file: ``kind="math"`` (GSM8K + MATH, ``n`` of each) or ``"code"`` (``n`` unseen stdlib
+    files), ``split`` ``"test"`` or ``"validation"``."""
+    pairs = math_eval_pairs(split, n, data_dir) if kind == "math" else code_eval_pairs(split, n) if kind == "code" \
+        else None
+    if pairs is None:
+        raise ValueError(f"prepare_eval: kind={kind!r}; valid: 'math', 'code'")
+    path = repo_path(cache_dir) / "eval" / f"{kind}_{split}-{n}-{fingerprint(pairs)}.jsonl"
+    if not path.exists():
+        write_pairs(path, pairs)
+    return str(path)
+
+
+def job(name: str, params: dict[str, Any], cache_dir: str | os.PathLike, after: Sequence[Job] = ()) -> Job:
+    """A :class:`Job` whose run folder is ``cache_dir/runs/<name>-<hash of params>``: the same run asked for by
+    two notebooks (e.g. 02's DSM-corpus arm and 04's) is trained once and read back by the other."""
+    return Job(name, str(repo_path(cache_dir) / "runs" / f"{name}-{fingerprint(params)}"), dict(params),
+               [a.name for a in after])
+
+
+def model_of(j: Job) -> str:
+    """The model a job ends with (the start of a later stage): its saved model, or, for an evaluation-only job
+    (``tokens=0``), the model it evaluated."""
+    return j.params["model"] if not j.params.get("tokens") else str(Path(j.run_dir) / "model")
+
+
+def collect_arms(results: dict[str, dict], arms: dict[str, Sequence[str]],
+                 labels: dict[str, str] | None = None) -> dict[str, dict[str, Any]]:
+    """Per-arm, per-seed metrics: ``{arm: {"label", "jobs", "math_bpb", "code_bpb", "math_bpb_val",
+    "code_bpb_val", "toy_acc", "toy_n", "tokens"}}`` from the job results (one job name per seed)."""
+    out = {}
+    for arm, names in arms.items():
+        rows = [results[n] for n in names]
+        get = lambda key: [r.get("bpb", {}).get(key) for r in rows]  # noqa: E731
+        out[arm] = {"label": (labels or {}).get(arm, arm), "jobs": list(names),
+                    "math_bpb": get("math_test"), "code_bpb": get("code_test"),
+                    "math_bpb_val": get("math_validation"), "code_bpb_val": get("code_validation"),
+                    "fewshot": {b: [r.get("fewshot", {}).get(b, {}).get("accuracy") for r in rows]
+                                for b in (rows[0].get("fewshot") or {})} if rows else {},
+                    "fewshot_answered": {b: [r.get("fewshot", {}).get(b, {}).get("answered") for r in rows]
+                                         for b in (rows[0].get("fewshot") or {})} if rows else {},
+                    "fewshot_n": {b: v.get("n") for b, v in (rows[0].get("fewshot") or {}).items()} if rows else {}}
+        first = next(iter(out[arm]["fewshot"]), None)
+        out[arm]["toy_acc"] = out[arm]["fewshot"].get(first, []) if first else []
+        out[arm]["toy_answered"] = out[arm]["fewshot_answered"].get(first, []) if first else []
+        out[arm]["toy_n"] = out[arm]["fewshot_n"].get(first) if first else None
+        out[arm]["toy_benchmark"] = first
+    return out
+
+
+def arms_table(arms: dict[str, dict[str, Any]]):
+    """Mean ± half-width of the 95 % seed interval per arm (test and validation bits per byte, toy accuracy)."""
+    import pandas as pd
+
+    from .findings import _t975
+
+    def fmt(v: list, scale: float = 1.0, nd: int = 3) -> str | None:
+        v = [x for x in v if x is not None]
+        if not v:
+            return None
+        m = float(np.mean(v)) * scale
+        half = _t975(len(v) - 1) * float(np.std(v, ddof=1)) / math.sqrt(len(v)) * scale if len(v) > 1 else 0.0
+        return f"{m:.{nd}f} ± {half:.{nd}f}"
+
+    return pd.DataFrame([{"arm": a["label"], "seeds": len(a["math_bpb"]), "math bpb (test)": fmt(a["math_bpb"]),
+                          "code bpb (test)": fmt(a["code_bpb"]), "math bpb (val)": fmt(a["math_bpb_val"]),
+                          "code bpb (val)": fmt(a["code_bpb_val"]),
+                          **{f"{b} few-shot acc % (n={a['fewshot_n'].get(b)})": fmt(v, 100.0, 1)
+                             for b, v in a["fewshot"].items()}}
+                         for a in arms.values()])
+
+
+def combined_finding(claim: str, parts: Sequence, source: str = "", detail: str = ""):
+    """One finding for a claim made of several comparisons that must all hold (e.g. "A < B and A < C"): reproduced
+    when every part is, not reproduced when any part is not, else within noise; delta and interval are those of
+    the least favourable part (the one whose interval reaches furthest towards the other side)."""
+    from .findings import Finding
+
+    statuses = [f.status for f in parts]
+    status = ("reproduced" if all(s == "reproduced" for s in statuses)
+              else "not reproduced" if "not reproduced" in statuses else "within noise")
+    worst = max(parts, key=lambda f: f.ci[1])
+    return Finding(claim, status, worst.delta, list(worst.ci), source,
+                   detail or "; ".join(f"{f.claim}: {f.delta:+.4f} [{f.ci[0]:+.4f}, {f.ci[1]:+.4f}]" for f in parts))
+
+
 # --------------------------------------------------------------------------------------------------
 # many runs: seeds in parallel single-thread processes, stages in order
 
@@ -639,8 +775,20 @@ class Job:
 
 
 def _worker(params: dict[str, Any], run_dir: str) -> dict[str, Any]:
+    """One job in a pool process: its own log file (so library warnings stay out of notebook cells)."""
+    import warnings
+
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    return train(params, run_dir)
+    d = repo_path(run_dir)
+    d.mkdir(parents=True, exist_ok=True)
+    with open(d / "train.log", "a") as log:
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+        warnings.filterwarnings("ignore")
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        return train(params, run_dir)
 
 
 def run_jobs(jobs: Sequence[Job], processes: int = 2, launch_cmd: str = "", progress: bool = True) -> dict[str, dict]:
