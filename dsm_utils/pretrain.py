@@ -266,6 +266,14 @@ def _load_blocks(data: dict[str, float], seq_len: int) -> dict[str, np.ndarray]:
     return arrays
 
 
+def run(params: dict[str, Any], run_dir: str | os.PathLike, **objects: Any) -> dict[str, Any]:
+    """Stage entry point of the project's launch path (``launch.launch("pretrain", params, run_dir)``): the same
+    as :func:`train` (a pre-training run loads its model from ``params["model"]``; live objects are not used)."""
+    if objects:
+        raise ValueError(f"pretrain.run: live objects {sorted(objects)} are not supported; set params['model']")
+    return train(params, run_dir)
+
+
 def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
     """Same run settings (``stop_after`` only simulates a kill; it does not change the run)."""
     strip = lambda d: {k: v for k, v in d.items() if k != "stop_after"}  # noqa: E731

@@ -69,6 +69,7 @@ device = "cpu"
 mixed_precision = "no"
 launch_cmd = ""  # e.g. "accelerate launch --config_file params/cluster/accelerate_fsdp.yaml": jobs run through it
 ckpt_every = 0
+lr_grid = []  # other peak learning rates tried on the DSM-corpus arm (first seed), scored on the validation split
 
 # %%
 import inspect
@@ -160,6 +161,31 @@ for s in seeds:
 results = pretrain.run_jobs(jobs, processes=processes, launch_cmd=launch_cmd)
 arms = pretrain.collect_arms(results, arm_jobs, ARMS)
 run.log(arms=arms, sources=sizes, tokens_per_s=[r.get("tokens_per_s") for r in results.values()]);
+
+# %% [markdown]
+# ## Choosing the learning rate on the validation split
+#
+# With `lr_grid` set, the DSM-corpus arm of the first seed is also trained at each other peak rate (from the same
+# base) and scored on the **validation** split only (GSM8K/MATH *train* solutions, validation stdlib files). The
+# profile's `lr` is the one that won this comparison; test numbers play no part in it.
+
+# %%
+if lr_grid:
+    s0 = seeds[0]
+    base0 = next(j for j in jobs if j.name == arm_jobs["no_math"][0])
+    sweep = {x: pretrain.job(f"dsm_corpus-lr{x:g}-s{s0}", dict(common, lr=x, model=pretrain.model_of(base0),
+                                                                data={DATA["dsm_corpus"]: 1.0}, tokens=math_tokens,
+                                                                seed=s0, data_seed=1000 * s0 + 1), CACHE)
+             for x in lr_grid if x != lr}
+    got = pretrain.run_jobs(list(sweep.values()), processes=processes, launch_cmd=launch_cmd)
+    val = {x: got[j.name]["bpb"] for x, j in sweep.items()}
+    val[lr] = results[arm_jobs["dsm_corpus"][0]]["bpb"]
+    lr_df = pd.DataFrame([{"peak lr": x, "math bpb (val)": round(v["math_validation"], 4),
+                           "code bpb (val)": round(v["code_validation"], 4), "in use": x == lr}
+                          for x, v in sorted(val.items())])
+    run.log(lr_sweep=lr_df.to_dict("records"), lr_best_on_validation=float(lr_df.loc[lr_df["math bpb (val)"].idxmin(),
+                                                                                        "peak lr"]))
+    display(lr_df)
 
 # %% [markdown]
 # ## Table 1: ours beside the paper's

@@ -126,9 +126,10 @@ ARMS = {"base": "base (no continual training)", "general_math": "general → mat
 jobs, arm_jobs = [], {a: [] for a in ARMS}
 
 
-def stage(name: str, s: int, start, data: dict, tokens: int, data_seed: int) -> pretrain.Job:
+def stage(name: str, s: int, start, data: dict, tokens: int, data_seed: int, evaluate: bool = True) -> pretrain.Job:
+    extra = {} if evaluate else {"eval": {}, "fewshot": {}}  # an intermediate stage that is no arm
     j = pretrain.job(f"{name}-s{s}", dict(common, model=pretrain.model_of(start), data=data, tokens=tokens, seed=s,
-                                          data_seed=data_seed), CACHE, after=[start])
+                                          data_seed=data_seed, **extra), CACHE, after=[start])
     jobs.append(j)
     return j
 
@@ -140,7 +141,7 @@ for s in seeds:
         base = pretrain.job(f"base-s{s}", dict(common, model=model, data={DATA["random_cc"]: 1.0},
                                                tokens=base_tokens, seed=s, data_seed=1000 * s), CACHE)
     jobs.append(base)
-    general = stage("general", s, base, {DATA["random_cc"]: 1.0}, general_tokens, 1000 * s + 2)
+    general = stage("general", s, base, {DATA["random_cc"]: 1.0}, general_tokens, 1000 * s + 2, evaluate=False)
     code = stage("code", s, base, {DATA["code"]: 1.0}, general_tokens, 1000 * s + 3)
     picks = {"base": base, "code_only": code,
              "general_math": stage("general_math", s, general, {DATA["dsm_corpus"]: 1.0}, math_tokens, 1000 * s + 1),
