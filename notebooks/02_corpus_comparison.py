@@ -54,14 +54,14 @@ batch_size = 16  # sequences per process and step
 grad_accum = 1
 lr = 0.002
 warmup_frac = 0.05
-base_tokens = 200000  # general pre-training of the base (stand-in for DeepSeek-LLM 1.3B's 2T tokens)
+base_tokens = 150000  # general pre-training of the base (stand-in for DeepSeek-LLM 1.3B's 2T tokens)
 math_tokens = 100000  # each corpus arm (paper: 150B)
 source_max_tokens = 1000000  # tokens packed per source (cached and shared with 03 and 04)
-n_eval_math = 100  # GSM8K and MATH solutions each
-n_eval_code = 40  # unseen stdlib files
+n_eval_math = 60  # GSM8K and MATH solutions each
+n_eval_code = 24  # unseen stdlib files
 eval_max_len = 512
 fewshot_benchmarks = ["toy"]
-fewshot_items = 30
+fewshot_items = 20
 fewshot_max_new_tokens = 64
 processes = 2  # seeds in parallel, one thread each
 threads = 1
@@ -167,7 +167,7 @@ run.log(arms=arms, sources=sizes, tokens_per_s=[r.get("tokens_per_s") for r in r
 #
 # With `lr_grid` set, the DSM-corpus arm of the first seed is also trained at each other peak rate (from the same
 # base) and scored on the **validation** split only (GSM8K/MATH *train* solutions, validation stdlib files). The
-# profile's `lr` is the one that won this comparison; test numbers play no part in it.
+# table says whether the profile's `lr` is the one that wins this comparison; test numbers play no part in it.
 
 # %%
 if lr_grid:
