@@ -176,3 +176,14 @@ def test_paper_vs_ours_puts_the_paper_row_beside_each_arm():
     assert df.loc[1, "paper gsm8k"] == 23.8 and df.loc[1, "math bpb"].startswith("1.600 ±")
     with pytest.raises(ValueError, match="valid"):
         pretrain.paper_vs_ours(metrics, "table5")
+
+
+def test_tokens_zero_evaluates_the_model_as_it_is(tiny, tmp_path):
+    d, base, _, _ = tiny
+    m = pretrain.train(dict(base, tokens=0, eval={"code": str(d / "code_test.jsonl")}), tmp_path / "eval")
+    assert m["done"] and m["steps"] == 0 and m["bpb"]["code"] > 0
+    assert not (tmp_path / "eval" / "model").exists()  # nothing trained: the model is params["model"] itself
+    j = pretrain.job("base-eval", dict(base, tokens=0), tmp_path)
+    assert pretrain.model_of(j) == "llama-1m"
+    k = pretrain.job("base", base, tmp_path)
+    assert pretrain.model_of(k).endswith("/model") and k.run_dir != pretrain.job("base", dict(base, seed=4), tmp_path).run_dir
