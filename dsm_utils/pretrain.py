@@ -77,8 +77,9 @@ PAPER_TABLE8: dict[str, dict[str, float | None]] = {
     "MathPile": dict(PAPER_TABLE1["MathPile"]),
 }
 
+#: Tables 7 and 9 have rows (the same runs as Tables 6 and 8) but no stored numbers (see above).
 PAPER_TABLES: dict[str, dict[str, dict[str, float | None]]] = {"table1": PAPER_TABLE1, "table6": PAPER_TABLE6,
-                                                                "table8": PAPER_TABLE8}
+                                                                "table7": {}, "table8": PAPER_TABLE8, "table9": {}}
 #: Where each table is in the paper.
 PAPER_SOURCES = {"table1": "§2.2.1, Table 1", "table6": "§5.1.1, Table 6", "table7": "§5.1.1, Table 7",
                  "table8": "§5.1.2, Table 8", "table9": "§5.1.2, Table 9"}
@@ -90,6 +91,8 @@ ARM_TO_PAPER = {
                "math_only": "Math only", "code_only": None, "code_math_mixed": "Code & Math mixed"},
     "table8": {"no_math": "No Math Training", "arxiv_only": None, "dsm_corpus": None},
 }
+ARM_TO_PAPER["table7"] = {**ARM_TO_PAPER["table6"], "code_only": "Code Training"}
+ARM_TO_PAPER["table9"] = dict(ARM_TO_PAPER["table8"])
 #: Which notebook's metrics.json feeds each table.
 TABLE_NOTEBOOK = {"table1": "02_corpus_comparison", "table6": "03_pretrain_code_to_math",
                   "table7": "03_pretrain_code_to_math", "table8": "04_ablation_arxiv", "table9": "04_ablation_arxiv"}
@@ -869,9 +872,10 @@ def arm_values(metrics: dict[str, Any], arm: str, key: str) -> list[float]:
 
 
 def paper_vs_ours(metrics: dict[str, Any], table: str):
-    """The paper's table beside ours, from a notebook's ``metrics.json`` (02 → ``table1``, 03 → ``table6``,
-    04 → ``table8``): one row per our arm, our per-seed means (± half the 95 % seed interval) of held-out math
-    and code bits per byte and toy few-shot accuracy, then the paper row it stands in for with its accuracies."""
+    """The paper's table beside ours, from a notebook's ``metrics.json`` (02 → ``table1``, 03 → ``table6`` /
+    ``table7``, 04 → ``table8`` / ``table9``; see :data:`TABLE_NOTEBOOK`): one row per our arm, our per-seed means
+    (± half the 95 % seed interval) of held-out math and code bits per byte and toy few-shot accuracy, then the
+    paper row it stands in for with its accuracies (%; Tables 7 and 9: row names only, numbers not stored)."""
     import pandas as pd
 
     from .findings import _t975
