@@ -38,9 +38,10 @@
 #
 # The models are far too small to solve GSM8K or MATH, so the math signal is **held-out bits per byte** of the
 # GSM8K + MATH **test** reference solutions (given the problem); code ability is bits per byte of unseen Python
-# standard-library files. Settings (learning rate, budgets) were chosen on the **validation** split (GSM8K/MATH
-# *train* solutions, other held-out stdlib files). Few-shot accuracy on the toy problems (the paper's few-shot
-# `Q:/A:` format, via `dsm_utils.evaluation`) is measured too; see the last section for what it shows.
+# standard-library files. The learning rate is chosen on the **validation** split (GSM8K/MATH *train* solutions,
+# other held-out stdlib files; see `lr_grid`); the token budgets are what the 20-minute CPU budget of 02–04 allows.
+# Few-shot accuracy on the toy problems (the paper's few-shot `Q:/A:` format, via `dsm_utils.evaluation`) is
+# measured too; see the last section for what it shows.
 
 # %% tags=["parameters"]
 run_dir = "runs/local/02_corpus_comparison"  # the runner sets runs/<profile>/02_corpus_comparison

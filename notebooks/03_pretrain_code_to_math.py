@@ -38,7 +38,8 @@
 # | code & math mixed | Code & Math Mixed Training | code and DSM corpus shuffled together, `general_tokens + math_tokens` |
 #
 # Metrics as in 02: held-out bits per byte on GSM8K + MATH **test** solutions (math) and on unseen stdlib files
-# (code: our stand-in for HumanEval/MBPP), settings chosen on the validation split; toy few-shot accuracy.
+# (code: our stand-in for HumanEval/MBPP); the learning rate is 02's, chosen there on the validation split; toy
+# few-shot accuracy.
 
 # %% tags=["parameters"]
 run_dir = "runs/local/03_pretrain_code_to_math"  # the runner sets runs/<profile>/03_pretrain_code_to_math
