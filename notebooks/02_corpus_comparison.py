@@ -233,7 +233,8 @@ rows = [pretrain.combined_finding("DSM corpus < random CC and < seed-only in hel
         findings.finding("seed only (OpenWebMath) < no math training (math bpb)", m["seed_only"], m["no_math"],
                          direction="decrease", paired=True, proportion=False, source=src)]
 acc = {a: arms[a]["toy_acc"] for a in ARMS}
-if all(acc.values()):
+# accuracies all at 0 % are a floor (the toy models cannot solve the problems), not evidence either way
+if all(acc.values()) and max(max(v) for v in acc.values()) > 0:
     rows.append(findings.finding(f"DSM corpus > no math training ({arms['dsm_corpus']['toy_benchmark']} few-shot "
                                  "accuracy)", acc["dsm_corpus"], acc["no_math"], arms["dsm_corpus"]["toy_n"],
                                  direction="increase", paired=True, source=src))

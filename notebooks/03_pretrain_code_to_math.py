@@ -204,7 +204,8 @@ rows = [findings.finding("code → math < general → math in held-out math bits
         findings.finding("code → math > code only in code bits per byte (math training after code loses some code "
                          "ability)", cb["code_math"], cb["code_only"], direction="increase", source=src7, **kw)]
 acc = {a: arms[a]["toy_acc"] for a in ARMS}
-if all(acc.values()):
+# accuracies all at 0 % are a floor (the toy models cannot solve the problems), not evidence either way
+if all(acc.values()) and max(max(v) for v in acc.values()) > 0:
     rows.append(findings.finding(f"code → math > general → math ({arms['base']['toy_benchmark']} few-shot accuracy)",
                                  acc["code_math"], acc["general_math"], arms["base"]["toy_n"], direction="increase",
                                  paired=True, source=src6))
