@@ -333,8 +333,11 @@ def train(params: dict[str, Any], run_dir: str | os.PathLike) -> dict[str, Any]:
     dl = torch.utils.data.DataLoader(BlockDataset(arrays, order), batch_size=p.batch_size, shuffle=False)
     decay = [x for n, x in model.named_parameters() if x.ndim >= 2]
     no_decay = [x for n, x in model.named_parameters() if x.ndim < 2]  # norms: no weight decay
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": p.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=p.lr, betas=tuple(p.betas))
+    groups = [{"params": decay, "weight_decay": p.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    try:  # the fused kernel (CPU and CUDA) is ~4x faster per optimiser step than the default
+        opt = torch.optim.AdamW(groups, lr=p.lr, betas=tuple(p.betas), fused=True)
+    except (RuntimeError, TypeError):
+        opt = torch.optim.AdamW(groups, lr=p.lr, betas=tuple(p.betas))
     model, opt, dl = acc.prepare(model, opt, dl)
     warmup = max(1, int(round(p.warmup_frac * steps))) if p.warmup_frac > 0 else 0
 
