@@ -824,8 +824,14 @@ def run_jobs(jobs: Sequence[Job], processes: int = 2, launch_cmd: str = "", prog
         if missing:
             raise ValueError(f"job {j.name!r}: 'after' names unknown jobs {missing}")
     results: dict[str, dict] = {}
-    pending = list(jobs)
-    bar = tqdm(total=len(jobs), desc="pre-training runs", disable=not progress)
+    for j in jobs:  # finished runs with the same params are read back without starting any process
+        if (m := _done(repo_path(j.run_dir), j.params)) is not None:
+            results[j.name] = m
+    pending = [j for j in jobs if j.name not in results]
+    bar = tqdm(total=len(jobs), initial=len(results), desc="pre-training runs", disable=not progress)
+    if not pending:
+        bar.close()
+        return results
     if launch_cmd:
         while pending:
             ready = [j for j in pending if all(a in results for a in j.after)]
