@@ -70,8 +70,9 @@ PAPER_TABLE6: dict[str, dict[str, float | None]] = {
 
 #: Table 8 (§5.1.2) rows for DeepSeek-LLM 1.3B that are the same runs as Table 1 (no math training, MathPile).
 #: The ArXiv-RedPajama rows, the DeepSeek-Coder-Base-v1.5 7B rows, Table 7 (MMLU/BBH/HumanEval/MBPP of the
-#: Table 6 runs) and Table 9 (miniF2F) are left out: their numbers could not be checked against the paper text
-#: offline, and only numbers checked against the paper are stored here.
+#: Table 6 runs) and Table 9 (miniF2F) are left out: we were not sure enough of their numbers, and the paper's
+#: text could not be consulted offline. Tables 1 and 6 above were entered from the paper without that check
+#: either; compare them with the PDF before quoting them.
 PAPER_TABLE8: dict[str, dict[str, float | None]] = {
     "No Math Training": dict(PAPER_TABLE1["No Math Training"]),
     "MathPile": dict(PAPER_TABLE1["MathPile"]),

@@ -162,8 +162,8 @@ run.log(arms=arms, sources=sizes, tokens_per_s=[r.get("tokens_per_s") for r in r
 #
 # Ours: mean over seeds ± half the 95 % seed interval (bits per byte, lower is better). The paper's columns
 # (`pretrain.PAPER_TABLE6`) are few-shot accuracies (%) without tools (GSM8K, MATH, CMATH) and with Python
-# (GSM8K+Python, MATH+Python). Table 7's numbers (MMLU, BBH, HumanEval, MBPP) are not stored: they could not be
-# checked against the paper text offline; its direction (mixed training keeps coding ability, two-stage code →
+# (GSM8K+Python, MATH+Python). Table 7's numbers (MMLU, BBH, HumanEval, MBPP) are not stored: we were not sure
+# enough of them (the paper could not be consulted offline); its direction (mixed training keeps coding ability, two-stage code →
 # math loses it) is tested below on code bits per byte.
 
 # %%
