@@ -128,7 +128,8 @@ run.log(arms=arms, sources=sizes, reused_from_02=[n for n in results if not n.st
 #
 # The paper's stored rows (`pretrain.PAPER_TABLE8`) are those of Table 8 that are the same runs as Table 1
 # (DeepSeek-LLM 1.3B with no math training, and with MathPile, an arXiv-heavy corpus). The ArXiv-RedPajama rows,
-# the 7B rows and Table 9 are not stored: we were not sure enough of their numbers (the paper could not be consulted offline).
+# the 7B rows and Table 9 are not stored: we were not sure enough of their numbers (the paper could not be
+# consulted offline).
 
 # %%
 pretrain.arms_table(arms)
