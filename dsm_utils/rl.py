@@ -153,23 +153,29 @@ def weighted_logprob_loss(logp: torch.Tensor, coef: torch.Tensor, mask: torch.Te
     return aggregate(-coef.detach() * logp, mask.to(logp.dtype), loss_agg)
 
 
-# ----------------------------------------------------------------------------------------- Table 10
+
+# ----------------------------------------------------------------------------------------- Table 10: GC
 
 
-def _coef_sft(mask, **_):
+def gc_sft(mask, **_):
+    """SFT: GC = 1 on every token of the gold output."""
     return mask.float()
 
 
-def _coef_rft(mask, rewards, **_):
-    # I(o): 1 if the answer of o is correct, else 0; the same on every token of o.
+def gc_rft(mask, rewards, **_):
+    """RFT: GC = I(o), 1 if the answer of o is correct else 0 (the same on every token of o)."""
     return (torch.as_tensor(rewards, dtype=torch.float32) > 0.5).float()[:, None] * mask.float()
 
 
-def _coef_dpo(mask, logp, ref_logp, beta: float = 0.1, **_):
-    """Rows [0, P) are the preferred outputs o⁺, rows [P, 2P) their paired o⁻.
+def gc_online_rft(mask, rewards, **_):
+    """Online RFT: the same I(o) as RFT; only the data source differs (π_θ instead of π_sft)."""
+    return gc_rft(mask, rewards)
 
-    The log-ratios are the per-token means (the paper's DPO objective, App. A.1.4); GC is applied with + on o⁺
-    and − on o⁻ (the paper's ∇ has ``GC·∇log π(o⁺) − GC·∇log π(o⁻)``).
+
+def gc_dpo(mask, logp, ref_logp, beta: float = 0.1, **_):
+    """DPO: ``σ(β log π_θ(o⁻)/π_ref(o⁻) − β log π_θ(o⁺)/π_ref(o⁺))``, + on o⁺ (rows [0, P)), − on o⁻ ([P, 2P)).
+
+    The log-ratios are per-token means (the paper's DPO objective, App. A.1.4).
     """
     m = mask.float()
     lr = ((logp - ref_logp) * m).sum(-1) / m.sum(-1).clamp(min=1.0)
@@ -178,9 +184,8 @@ def _coef_dpo(mask, logp, ref_logp, beta: float = 0.1, **_):
     return torch.cat([g, -g])[:, None] * m
 
 
-def _coef_ppo(mask, rewards, values, logp, ref_logp, beta: float = 0.04, gamma: float = 1.0, lam: float = 0.95,
-              **_):
-    """A_t by GAE on ``r_t = r_φ(q, o)·[t = last] − β log(π_θ/π_ref)`` (the KL penalty lives in the reward)."""
+def gc_ppo(mask, rewards, values, logp, ref_logp, beta: float = 0.04, gamma: float = 1.0, lam: float = 0.95, **_):
+    """PPO: A_t by GAE on ``r_t = r_φ(q, o)·[t = last] − β log(π_θ/π_ref)`` (the KL penalty lives in the reward)."""
     m = mask.float()
     tok_r = -beta * (logp - ref_logp) * m
     last = (m.sum(-1).long() - 1).clamp(min=0)
@@ -188,64 +193,10 @@ def _coef_ppo(mask, rewards, values, logp, ref_logp, beta: float = 0.04, gamma: 
     return gae_advantages(tok_r, values, m, gamma, lam)[0]
 
 
-def _coef_grpo(mask, advantages, logp, ref_logp, beta: float = 0.04, **_):
+def gc_grpo(mask, advantages, logp, ref_logp, beta: float = 0.04, **_):
+    """GRPO: ``Â_{i,t} + β (π_ref(o_{i,t})/π_θ(o_{i,t}) − 1)`` (the gradient of eq. 3 at π_θ = π_θ_old)."""
     adv = advantages[:, None] if advantages.dim() == 1 else advantages
     return (adv + beta * (torch.exp(ref_logp - logp) - 1)) * mask.float()
-
-
-@dataclass(frozen=True)
-class Method:
-    """One row of Table 10 and everything the trainer needs to run it."""
-
-    name: str
-    data_source: str  # the paper's column, as text
-    reward_function: str  # "—", "Rule" or "Model" (the paper's column)
-    gradient_coefficient: str  # the paper's formula, as text
-    sampler: str  # "gold" (SFT data), "reference" (offline: π_sft), "policy" (online: π_θ)
-    coefficient: Callable[..., torch.Tensor] = field(repr=False)  # per-token GC [N, T]
-    loss: str = "weighted"  # "weighted": −GC·log π; "clipped": PPO-clip surrogate (+ k3 KL for GRPO)
-
-    @property
-    def online(self) -> bool:
-        return self.sampler == "policy"
-
-
-METHODS: dict[str, Method] = {m.name: m for m in [
-    Method("SFT", "q, o ~ P_sft(Q, O)", "—", "1", "gold", _coef_sft),
-    Method("RFT", "q ~ P_sft(Q), o ~ π_sft(O|q)", "Rule", "I(o): 1 if o is correct else 0", "reference",
-           _coef_rft),
-    Method("DPO", "q ~ P_sft(Q), o⁺, o⁻ ~ π_sft(O|q)", "Rule",
-           "σ(β log π_θ(o⁻)/π_ref(o⁻) − β log π_θ(o⁺)/π_ref(o⁺))", "reference", _coef_dpo),
-    Method("Online RFT", "q ~ P_sft(Q), o ~ π_θ(O|q)", "Rule", "I(o): 1 if o is correct else 0", "policy",
-           _coef_rft),
-    Method("PPO", "q ~ P_sft(Q), o ~ π_θ(O|q)", "Model", "A_t (GAE of r_φ − β log π_θ/π_ref, value model)",
-           "policy", _coef_ppo, loss="clipped"),
-    Method("GRPO", "q ~ P_sft(Q), {o_i} ~ π_θ(O|q)", "Model", "Â_{i,t} + β (π_ref(o_{i,t})/π_θ(o_{i,t}) − 1)",
-           "policy", _coef_grpo, loss="clipped"),
-]}
-
-
-def _method(name: str) -> Method:
-    key = {k.lower().replace(" ", "_").replace("-", "_"): k for k in METHODS}.get(
-        name.lower().replace(" ", "_").replace("-", "_"))
-    if key is None:
-        raise ValueError(f"unknown method {name!r}: valid names are {list(METHODS)}")
-    return METHODS[key]
-
-
-def gradient_coefficient(method_name: str, **batch_fields) -> torch.Tensor:
-    """Per-token GC ``[N, T]`` of a method on a batch (fields: ``mask`` and what the method needs: ``rewards``,
-    ``logp``, ``ref_logp``, ``advantages``, ``values``, ``beta``, ``gamma``, ``lam``)."""
-    return _method(method_name).coefficient(**batch_fields)
-
-
-def table10():
-    """Table 10 of the paper, rendered from :data:`METHODS` (the objects the trainer runs)."""
-    import pandas as pd
-
-    return pd.DataFrame([{"Methods": m.name, "Data Source": m.data_source, "Reward Function": m.reward_function,
-                          "Gradient Coefficient": m.gradient_coefficient,
-                          "Online": m.online} for m in METHODS.values()]).set_index("Methods")
 
 
 # ----------------------------------------------------------------------------------------- model plumbing
@@ -285,13 +236,13 @@ def _grouped_logprobs(model, input_ids, attention_mask, t_len, temperature, g):
         raise ValueError("token_logprobs(group_size>1): rows of a group must share the same prompt")
     cache = DynamicCache()
     pos = (p_att.cumsum(-1) - 1).clamp(min=0)
-    out = model(input_ids=p_ids, attention_mask=p_att, position_ids=pos, past_key_values=cache, use_cache=True,
+    out = model(input_ids=p_ids, attention_mask=p_att, position_ids=pos, cache=cache, use_cache=True,
                 logits_to_keep=1)
     first = out.logits[:, -1:].repeat_interleave(g, 0)
     cache.batch_repeat_interleave(g)
     c_pos = pos[:, -1:].repeat_interleave(g, 0) + torch.arange(1, t_len + 1)[None, :]
     rest = model(input_ids=input_ids[:, lp:], attention_mask=attention_mask, position_ids=c_pos,
-                 past_key_values=cache, use_cache=True).logits[:, :-1]
+                 cache=cache, use_cache=True).logits[:, :-1]
     logits = torch.cat([first, rest], 1).float()
     if temperature != 1.0:
         logits = logits / temperature
@@ -326,7 +277,7 @@ def sample(model, tokenizer, prompts: Sequence[str], n: int = 1, max_new_tokens:
     cache = StaticCache(config=model.config, max_cache_len=lp + max_new_tokens)
     pos = (att.cumsum(-1) - 1).clamp(min=0)
     # prefill each prompt once, then give each of its n samples a copy of the KV cache
-    out = model(input_ids=ids, attention_mask=att, position_ids=pos, past_key_values=cache, use_cache=True,
+    out = model(input_ids=ids, attention_mask=att, position_ids=pos, cache=cache, use_cache=True,
                 logits_to_keep=1, cache_position=torch.arange(lp, device=dev))
     logits = out.logits[:, -1].float().repeat_interleave(n, 0)
     for layer in cache.layers:  # (StaticLayer has no batch_repeat_interleave)
@@ -350,7 +301,7 @@ def sample(model, tokenizer, prompts: Sequence[str], n: int = 1, max_new_tokens:
         if bool(done.all()) or len(new) == max_new_tokens:
             break
         pos = pos[:, -1:] + 1
-        out = model(input_ids=nxt[:, None], attention_mask=att, position_ids=pos, past_key_values=cache,
+        out = model(input_ids=nxt[:, None], attention_mask=att, position_ids=pos, cache=cache,
                     use_cache=True, cache_position=torch.tensor([lp + step], device=dev))
     model.train(was_training)
     rows = torch.stack(new, 1).tolist()
@@ -444,36 +395,327 @@ class RLConfig:
 GRPOConfig = RLConfig  # the name the notebooks use for GRPO
 
 
-def _rewards(method: Method, cfg: RLConfig, tokenizer, batch: Batch, probs: list, reward_model):
-    """Outcome rewards [N] and, for process supervision, per-step rewards and step-end token indices."""
-    use_model = cfg.reward == "model"
-    if use_model and reward_model is None:
-        raise ValueError(f"{method.name} with reward='model' needs reward_model=")
-    checks = [P.check_solution(t, p) for t, p in zip(batch.texts, probs)]
-    correct = [1.0 if c.correct else 0.0 for c in checks]
-    step_r = step_end = None
-    if cfg.supervision == "process" and method.name == "GRPO":
-        step_end = [char_to_token_ends(tokenizer, ids, [s.end for s in c.steps])
-                    for ids, c in zip(batch.completion_ids, checks)]
-        if use_model:
-            from . import reward_models
-            step_r = reward_models.score_steps(reward_model, tokenizer, [P.chat_prompt(p.question) for p in probs],
-                                               batch.texts)
-        else:
-            step_r = [c.step_rewards for c in checks]
-    if use_model:
+# ----------------------------------------------------------------------------------------- one step, piece by piece
+# A training step is: draw questions → the method's *data source* samples outputs → the *reward function* scores
+# them → the method's *prepare* computes what its gradient coefficient needs → μ times the method's *update*.
+# Each Table 10 row names its pieces in :data:`METHODS`; nothing below branches on a method's name.
+
+
+@dataclass
+class Ctx:
+    """What the pieces share: models, tokenizer, config and optimisers."""
+
+    policy: Any
+    ref_model: Any
+    tokenizer: Any
+    cfg: RLConfig
+    opt: Any
+    reward_model: Any = None
+    value_model: Any = None
+    vopt: Any = None
+
+
+@dataclass
+class StepData:
+    """One step's data: outputs in groups of ``g`` per question and everything computed about them."""
+
+    probs: list  # the problem of each row
+    prompts: list[str]  # the prompt of each row
+    completions: list[list[int]]  # completion token ids of each row
+    g: int  # rows per question (shared prompt)
+    batch: Batch | None = None
+    rewards: torch.Tensor | None = None  # [N] the reward function's outcome reward
+    correct: torch.Tensor | None = None  # [N] the rule checker's outcome (logged)
+    step_rewards: list | None = None  # process supervision: per-step rewards and their token ends
+    step_ends: list | None = None
+    ref_logp: torch.Tensor | None = None
+    old_logp: torch.Tensor | None = None
+    values: torch.Tensor | None = None
+    advantages: torch.Tensor | None = None
+    returns: torch.Tensor | None = None
+    log: dict = field(default_factory=dict)
+
+    @property
+    def mask(self) -> torch.Tensor:
+        return self.batch.completion_mask.float()
+
+
+def draw_questions(pool: Sequence[P.Problem], cfg: RLConfig, step: int) -> list[P.Problem]:
+    """``questions_per_step`` questions from a (seed, step) RNG: a resumed run replays exactly."""
+    rng = random.Random(derive_seed(cfg.seed, step, "questions"))
+    return rng.sample(list(pool), min(cfg.questions_per_step, len(pool)))
+
+
+# -- data sources (Table 10, "Data Source")
+
+def source_gold(ctx: Ctx, qs: list, step: int) -> StepData:
+    """q, o ~ P_sft(Q, O): the gold CoT solution of each question."""
+    tok = ctx.tokenizer
+    comp = [tok(p.cot, add_special_tokens=False)["input_ids"] + [tok.eos_token_id] for p in qs]
+    return StepData(list(qs), [P.chat_prompt(p.question) for p in qs], comp, 1)
+
+
+def _sampled(model, ctx: Ctx, qs: list, step: int) -> StepData:
+    cfg = ctx.cfg
+    prompts = [P.chat_prompt(p.question) for p in qs]
+    comp = sample(model, ctx.tokenizer, prompts, n=cfg.group_size, max_new_tokens=cfg.max_new_tokens,
+                  temperature=cfg.temperature, seed=derive_seed(cfg.seed, step, "sample"))
+    g = cfg.group_size
+    return StepData([p for p in qs for _ in range(g)], [pr for pr in prompts for _ in range(g)], comp, g)
+
+
+def source_offline(ctx: Ctx, qs: list, step: int) -> StepData:
+    """o ~ π_sft(O|q): G samples per question from the SFT model (``ref_model``), never updated."""
+    return _sampled(ctx.ref_model, ctx, qs, step)
+
+
+def source_online(ctx: Ctx, qs: list, step: int) -> StepData:
+    """o ~ π_θ(O|q): G samples per question from the current policy."""
+    return _sampled(ctx.policy, ctx, qs, step)
+
+
+# -- reward function (Table 10, "Reward Function"): the rule checker, or a learned reward model
+
+def score(ctx: Ctx, d: StepData) -> None:
+    """Outcome rewards (and per-step rewards under process supervision) of the sampled outputs."""
+    cfg, tok = ctx.cfg, ctx.tokenizer
+    d.batch = make_batch(tok, d.prompts, d.completions)
+    checks = [P.check_solution(t, p) for t, p in zip(d.batch.texts, d.probs)]
+    d.correct = torch.tensor([1.0 if c.correct else 0.0 for c in checks])
+    if cfg.reward == "model":
         from . import reward_models
-        rewards = reward_models.score_outcome(reward_model, tokenizer, [P.chat_prompt(p.question) for p in probs],
-                                              batch.texts)
+
+        if ctx.reward_model is None:
+            raise ValueError("reward='model' needs reward_model=")
+        d.rewards = torch.tensor(reward_models.score_outcome(ctx.reward_model, tok, d.prompts, d.batch.texts),
+                                 dtype=torch.float32)
     else:
-        rewards = correct
-    return torch.tensor(rewards, dtype=torch.float32), torch.tensor(correct), step_r, step_end
+        d.rewards = d.correct.clone()
+    if cfg.supervision == "process":
+        d.step_ends = [char_to_token_ends(tok, ids, [s.end for s in c.steps])
+                       for ids, c in zip(d.batch.completion_ids, checks)]
+        if cfg.reward == "model":
+            from . import reward_models
+
+            d.step_rewards = reward_models.score_steps(ctx.reward_model, tok, d.prompts, d.batch.texts)
+        else:
+            d.step_rewards = [c.step_rewards for c in checks]
+    d.log.update(reward_mean=float(d.rewards.mean()), correct_mean=float(d.correct.mean()))
+
+
+# -- prepare: what each method's gradient coefficient needs, computed once per step
+
+@torch.no_grad()
+def _logp(model, d: StepData, ctx: Ctx) -> torch.Tensor:
+    b = d.batch
+    return token_logprobs(model, b.input_ids, b.attention_mask, b.completion_mask, ctx.cfg.temperature, d.g)
+
+
+def prepare_dpo_pairs(ctx: Ctx, d: StepData) -> StepData:
+    """DPO: pair each correct output of a question with an incorrect one; rows = [o⁺ ..., o⁻ ...]; π_ref log-probs."""
+    pos, neg = [], []
+    for q0 in range(0, len(d.completions), d.g):
+        ok = [i for i in range(q0, q0 + d.g) if d.correct[i] > 0.5]
+        bad = [i for i in range(q0, q0 + d.g) if d.correct[i] <= 0.5]
+        pos += ok[:len(bad)]
+        neg += bad[:len(ok)]
+    keep = pos + neg
+    p = StepData([d.probs[i] for i in keep], [d.prompts[i] for i in keep], [d.completions[i] for i in keep], 1,
+             log={**d.log, "n_pairs": len(pos)})
+    if keep:
+        p.batch = make_batch(ctx.tokenizer, p.prompts, p.completions)
+        p.ref_logp = _logp(ctx.ref_model, p, ctx)
+    return p
+
+
+def prepare_grpo_advantages(ctx: Ctx, d: StepData) -> StepData:
+    """GRPO: group-normalised outcome (eq. 3 with Â_i = r̃_i) or process advantages; π_ref and π_θ_old log-probs."""
+    cfg = ctx.cfg
+    if cfg.supervision == "process":
+        d.advantages = process_advantages(d.step_rewards, d.step_ends, d.g, d.mask.shape[1], cfg.scale_std)
+    else:
+        d.advantages = outcome_advantages(d.rewards, d.g, cfg.scale_std)
+    if cfg.beta and ctx.ref_model is not None:
+        d.ref_logp = _logp(ctx.ref_model, d, ctx)
+    if cfg.mu > 1:
+        d.old_logp = _logp(ctx.policy, d, ctx)
+    return d
+
+
+def prepare_ppo_gae(ctx: Ctx, d: StepData) -> StepData:
+    """PPO: values of the value model, GAE advantages (KL penalty in the reward) and the value targets."""
+    from . import reward_models
+
+    cfg, b = ctx.cfg, d.batch
+    d.ref_logp = _logp(ctx.ref_model, d, ctx)
+    d.old_logp = _logp(ctx.policy, d, ctx)
+    with torch.no_grad():
+        d.values = reward_models.token_values(ctx.value_model, b.input_ids, b.attention_mask, d.mask.shape[1])
+    d.advantages = gc_ppo(mask=d.mask, rewards=d.rewards, values=d.values, logp=d.old_logp, ref_logp=d.ref_logp,
+                          beta=cfg.beta, gamma=cfg.gamma, lam=cfg.lam)
+    d.returns = d.advantages + d.values
+    return d
+
+
+def prepare_nothing(ctx: Ctx, d: StepData) -> StepData:
+    """SFT, RFT, Online RFT: the coefficient needs only the rewards."""
+    if d.batch is None:
+        d.batch = make_batch(ctx.tokenizer, d.prompts, d.completions)
+    return d
+
+
+# -- updates: one optimiser step of the method's loss
+
+def _policy_logp(ctx: Ctx, d: StepData) -> torch.Tensor:
+    b = d.batch
+    return token_logprobs(ctx.policy, b.input_ids, b.attention_mask, b.completion_mask, ctx.cfg.temperature, d.g)
+
+
+def _step(opt, params, loss: torch.Tensor, grad_clip: float) -> None:
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if grad_clip:
+        torch.nn.utils.clip_grad_norm_(params, grad_clip)
+    opt.step()
+
+
+def update_weighted(coefficient: Callable[..., torch.Tensor]) -> Callable[[Ctx, StepData], dict]:
+    """SFT, RFT, Online RFT, DPO: minimise ``−GC · log π_θ`` with GC from the method's coefficient (held fixed)."""
+
+    def update(ctx: Ctx, d: StepData) -> dict:
+        logp = _policy_logp(ctx, d)
+        gc = coefficient(mask=d.mask, rewards=d.rewards, logp=logp.detach(), ref_logp=d.ref_logp,
+                         beta=ctx.cfg.dpo_beta)
+        loss = weighted_logprob_loss(logp, gc, d.mask, ctx.cfg.loss_agg)
+        _step(ctx.opt, ctx.policy.parameters(), loss, ctx.cfg.grad_clip)
+        stats = {"loss": float(loss.detach())}
+        if d.ref_logp is not None:
+            stats["kl"] = float(_masked_mean(k3_kl(logp.detach(), d.ref_logp), d.mask))
+        return stats
+
+    update.__name__ = update.__qualname__ = f"update_weighted({coefficient.__name__})"
+    return update
+
+
+def update_grpo(ctx: Ctx, d: StepData) -> dict:
+    """GRPO: eq. 3 (PPO-clip on the group advantages, k3 KL to π_ref in the loss)."""
+    cfg = ctx.cfg
+    logp = _policy_logp(ctx, d)
+    old = d.old_logp if d.old_logp is not None else logp.detach()  # μ = 1: π_θ_old = π_θ
+    loss, stats = grpo_loss(logp, old, d.ref_logp, d.advantages, d.mask, beta=cfg.beta, eps_low=cfg.eps_low,
+                            eps_high=cfg.eps_high, loss_agg=cfg.loss_agg, max_len=cfg.max_new_tokens)
+    _step(ctx.opt, ctx.policy.parameters(), loss, cfg.grad_clip)
+    return stats
+
+
+def update_ppo(ctx: Ctx, d: StepData) -> dict:
+    """PPO: the clipped surrogate on GAE advantages (no KL term: it is in the reward), then a value-model step."""
+    from . import reward_models
+
+    cfg, b = ctx.cfg, d.batch
+    logp = _policy_logp(ctx, d)
+    loss, stats = grpo_loss(logp, d.old_logp, d.ref_logp, d.advantages, d.mask, beta=0.0, eps_low=cfg.eps_low,
+                            eps_high=cfg.eps_high, loss_agg=cfg.loss_agg, max_len=cfg.max_new_tokens)
+    _step(ctx.opt, ctx.policy.parameters(), loss, cfg.grad_clip)
+    v = reward_models.token_values(ctx.value_model, b.input_ids, b.attention_mask, d.mask.shape[1])
+    vloss = 0.5 * aggregate((v - d.returns) ** 2, d.mask)
+    _step(ctx.vopt, ctx.value_model.parameters(), vloss, cfg.grad_clip)
+    stats["value_loss"] = float(vloss.detach())
+    return stats
+
+
+# ----------------------------------------------------------------------------------------- Table 10: the methods
+
+
+@dataclass(frozen=True)
+class Method:
+    """One row of Table 10 and the named pieces the trainer runs for it."""
+
+    name: str
+    data_source: str  # the paper's column, as text
+    reward_function: str  # "—", "Rule" or "Model" (the paper's column)
+    gradient_coefficient: str  # the paper's formula, as text
+    sampler: str  # "gold" (SFT data), "reference" (offline: π_sft), "policy" (online: π_θ)
+    coefficient: Callable[..., torch.Tensor] = field(repr=False)  # per-token GC [N, T]
+    source: Callable[[Ctx, list, int], StepData] = field(repr=False, default=source_gold)
+    prepare: Callable[[Ctx, StepData], StepData] = field(repr=False, default=prepare_nothing)
+    update: Callable[[Ctx, StepData], dict] | None = field(repr=False, default=None)  # None: update_weighted(coefficient)
+
+    @property
+    def online(self) -> bool:
+        return self.sampler == "policy"
+
+    @property
+    def rewarded(self) -> bool:
+        return self.sampler != "gold"
+
+    def step_update(self) -> Callable[[Ctx, StepData], dict]:
+        return self.update or update_weighted(self.coefficient)
+
+
+METHODS: dict[str, Method] = {m.name: m for m in [
+    Method("SFT", "q, o ~ P_sft(Q, O)", "—", "1", "gold", gc_sft, source_gold),
+    Method("RFT", "q ~ P_sft(Q), o ~ π_sft(O|q)", "Rule", "I(o): 1 if o is correct else 0", "reference",
+           gc_rft, source_offline),
+    Method("DPO", "q ~ P_sft(Q), o⁺, o⁻ ~ π_sft(O|q)", "Rule",
+           "σ(β log π_θ(o⁻)/π_ref(o⁻) − β log π_θ(o⁺)/π_ref(o⁺))", "reference", gc_dpo, source_offline,
+           prepare_dpo_pairs),
+    Method("Online RFT", "q ~ P_sft(Q), o ~ π_θ(O|q)", "Rule", "I(o): 1 if o is correct else 0", "policy",
+           gc_online_rft, source_online),
+    Method("PPO", "q ~ P_sft(Q), o ~ π_θ(O|q)", "Model", "A_t (GAE of r_φ − β log π_θ/π_ref, value model)",
+           "policy", gc_ppo, source_online, prepare_ppo_gae, update_ppo),
+    Method("GRPO", "q ~ P_sft(Q), {o_i} ~ π_θ(O|q)", "Model", "Â_{i,t} + β (π_ref(o_{i,t})/π_θ(o_{i,t}) − 1)",
+           "policy", gc_grpo, source_online, prepare_grpo_advantages, update_grpo),
+]}
+
+
+def _method(name: str) -> Method:
+    key = {k.lower().replace(" ", "_").replace("-", "_"): k for k in METHODS}.get(
+        name.lower().replace(" ", "_").replace("-", "_"))
+    if key is None:
+        raise ValueError(f"unknown method {name!r}: valid names are {list(METHODS)}")
+    return METHODS[key]
+
+
+def gradient_coefficient(method_name: str, **batch_fields) -> torch.Tensor:
+    """Per-token GC ``[N, T]`` of a method on a batch (fields: ``mask`` and what the method needs: ``rewards``,
+    ``logp``, ``ref_logp``, ``advantages``, ``values``, ``beta``, ``gamma``, ``lam``)."""
+    return _method(method_name).coefficient(**batch_fields)
+
+
+def table10():
+    """Table 10 of the paper, rendered from :data:`METHODS` (the objects the trainer runs), with the names of the
+    functions that implement each column."""
+    import pandas as pd
+
+    return pd.DataFrame([{"Methods": m.name, "Data Source": m.data_source, "Reward Function": m.reward_function,
+                          "Gradient Coefficient": m.gradient_coefficient, "Online": m.online,
+                          "code": f"{m.source.__name__} · {m.prepare.__name__} · {m.coefficient.__name__} · "
+                                  f"{m.step_update().__name__}"} for m in METHODS.values()]).set_index("Methods")
+
+
+# ----------------------------------------------------------------------------------------- the trainer
 
 
 def _load_weights(model, path: Path) -> None:
     from transformers import AutoModelForCausalLM
 
     model.load_state_dict(AutoModelForCausalLM.from_pretrained(str(path)).state_dict())
+
+
+def train_step(m: Method, ctx: Ctx, pool: Sequence[P.Problem], step: int) -> dict:
+    """One step of method ``m``: questions → data source → reward → prepare → μ updates; returns the log row."""
+    d = m.source(ctx, draw_questions(pool, ctx.cfg, step), step)
+    if m.rewarded:
+        score(ctx, d)
+    d = m.prepare(ctx, d)
+    row: dict[str, Any] = {"step": step + 1, **d.log, "n_samples": len(d.completions)}
+    if not d.completions:  # e.g. DPO without a (correct, wrong) pair this step
+        return {**row, "loss": 0.0}
+    update = m.step_update()
+    for _ in range(ctx.cfg.mu):
+        stats = update(ctx, d)
+    return {**row, **stats}
 
 
 def train(method_name: str, policy, ref_model, tokenizer, problems: Sequence[P.Problem], cfg: RLConfig, *,
@@ -483,139 +725,50 @@ def train(method_name: str, policy, ref_model, tokenizer, problems: Sequence[P.P
     """Train ``policy`` with one method of Table 10; returns history rows (``step``, ``reward_mean``, ``kl``,
     ``loss``, ``clip_frac``, ``n_samples`` and ``eval_fn(policy)``'s fields on evaluation steps).
 
-    Per step: ``questions_per_step`` questions drawn with a (seed, step) RNG; outputs from the method's sampler
-    (gold CoT, π_sft = ``ref_model``, or π_θ = ``policy``; G per question, 1 for SFT) with a (seed, step) seed,
-    so a resumed run replays exactly; rewards; the method's coefficient; ``mu`` updates of its loss. PPO also
-    needs ``value_model`` (see :func:`dsm_utils.reward_models.make_value_model`), trained alongside.
-    ``callback(step, row)`` runs after the step's checkpoint (notebooks use it for plots; tests to simulate kills).
+    Each step is :func:`train_step` with the method's pieces (see :data:`METHODS`). Questions and samples use
+    (seed, step) seeds, so a run resumed from ``checkpoint_dir`` replays exactly. PPO also needs ``value_model``
+    (:func:`dsm_utils.reward_models.make_value_model`), trained alongside. ``callback(step, row)`` runs after the
+    step's checkpoint (notebooks use it for plots; tests to simulate kills).
     """
     from tqdm.auto import tqdm
 
     m = _method(method_name)
-    if m.name == "PPO" and value_model is None:
+    if m.update is update_ppo and value_model is None:
         raise ValueError("PPO needs value_model= (reward_models.make_value_model(policy))")
-    needs_ref = m.sampler == "reference" or m.name in ("DPO", "PPO") or (m.name == "GRPO" and cfg.beta)
+    needs_ref = m.sampler == "reference" or m.prepare in (prepare_dpo_pairs, prepare_ppo_gae) or (
+        m.prepare is prepare_grpo_advantages and cfg.beta)
     if needs_ref and ref_model is None:
         raise ValueError(f"{m.name} needs ref_model= (π_sft: the sampler of offline methods / the KL anchor)")
     if ref_model is not None:
         ref_model.eval()  # used under no_grad only; its requires_grad is left as the caller set it
     policy.train()
-    opt = torch.optim.AdamW(policy.parameters(), lr=cfg.lr, weight_decay=0.0)
-    vopt = (torch.optim.AdamW(value_model.parameters(), lr=cfg.value_lr or cfg.lr, weight_decay=0.0)
-            if value_model is not None else None)
+    ctx = Ctx(policy, ref_model, tokenizer, cfg, torch.optim.AdamW(policy.parameters(), lr=cfg.lr, weight_decay=0.0),
+              reward_model, value_model)
+    if value_model is not None:
+        ctx.vopt = torch.optim.AdamW(value_model.parameters(), lr=cfg.value_lr or cfg.lr, weight_decay=0.0)
     history: list[dict] = []
     start = 0
     ck = repo_path(checkpoint_dir) if checkpoint_dir else None
     if ck is not None and resume and (ck / "train_state.json").exists():
         _load_weights(policy, ck)
-        state = training.load_train_state(ck, optimizer=opt)
+        state = training.load_train_state(ck, optimizer=ctx.opt)
         start, history = int(state["step"]), list(state["history"])
         if value_model is not None and (ck / "value.pt").exists():
             vs = torch.load(ck / "value.pt", weights_only=True)
             value_model.load_state_dict(vs["model"])
-            vopt.load_state_dict(vs["optimizer"])
-    pool = list(problems)
-    g = 1 if m.sampler == "gold" else cfg.group_size
-    for step in tqdm(range(start, cfg.steps), desc=f"{m.name}", disable=not progress, initial=start,
-                     total=cfg.steps, mininterval=2):
-        rng = random.Random(derive_seed(cfg.seed, step, "questions"))
-        qs = rng.sample(pool, min(cfg.questions_per_step, len(pool)))
-        prompts = [P.chat_prompt(p.question) for p in qs]
-        if m.sampler == "gold":
-            comp = [tokenizer(p.cot, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id] for p in qs]
-        else:
-            src = policy if m.online else ref_model
-            comp = sample(src, tokenizer, prompts, n=g, max_new_tokens=cfg.max_new_tokens,
-                          temperature=cfg.temperature, seed=derive_seed(cfg.seed, step, "sample"))
-        probs = [p for p in qs for _ in range(g)]
-        rep_prompts = [pr for pr in prompts for _ in range(g)]
-        row: dict[str, Any] = {"step": step + 1}
-        if m.sampler != "gold":
-            rewards, correct, step_r, step_end = _rewards(m, cfg, tokenizer, make_batch(tokenizer, rep_prompts, comp),
-                                                          probs, reward_model)
-            row["reward_mean"] = float(rewards.mean())
-            row["correct_mean"] = float(correct.mean())
-        if m.name == "DPO":  # pair each correct output with an incorrect one of the same question
-            pos_, neg_ = [], []
-            for q0 in range(0, len(comp), g):
-                ok = [i for i in range(q0, q0 + g) if correct[i] > 0.5]
-                bad = [i for i in range(q0, q0 + g) if correct[i] <= 0.5]
-                for a, b in zip(ok, bad):
-                    pos_.append(a)
-                    neg_.append(b)
-            keep = pos_ + neg_
-            comp, rep_prompts = [comp[i] for i in keep], [rep_prompts[i] for i in keep]
-            row["n_pairs"] = len(pos_)
-        row["n_samples"] = len(comp)
-        if not comp:
-            history.append({**row, "loss": 0.0})
-        else:
-            b = make_batch(tokenizer, rep_prompts, comp)
-            mask = b.completion_mask.float()
-            gs = g if m.name != "DPO" else 1  # rows come in groups of g sharing a prompt: share its KV cache
-            ref_logp = old_logp = values = None
-            with torch.no_grad():
-                if ref_model is not None and (m.name in ("DPO", "PPO") or (m.name == "GRPO" and cfg.beta)):
-                    ref_logp = token_logprobs(ref_model, b.input_ids, b.attention_mask, b.completion_mask,
-                                              cfg.temperature, gs)
-                if m.loss == "clipped" and (cfg.mu > 1 or m.name == "PPO"):
-                    old_logp = token_logprobs(policy, b.input_ids, b.attention_mask, b.completion_mask,
-                                              cfg.temperature, gs)
-                if m.name == "PPO":
-                    from . import reward_models
-                    values = reward_models.token_values(value_model, b.input_ids, b.attention_mask,
-                                                        b.completion_mask.shape[1])
-            if m.name == "GRPO":
-                if cfg.supervision == "process":
-                    adv = process_advantages(step_r, step_end, g, mask.shape[1], cfg.scale_std)
-                else:
-                    adv = outcome_advantages(rewards, g, cfg.scale_std)
-            elif m.name == "PPO":
-                adv = m.coefficient(mask=mask, rewards=rewards, values=values, logp=old_logp, ref_logp=ref_logp,
-                                    beta=cfg.beta, gamma=cfg.gamma, lam=cfg.lam)
-                returns = adv + values
-            stats: dict = {}
-            for _ in range(cfg.mu):
-                logp = token_logprobs(policy, b.input_ids, b.attention_mask, b.completion_mask, cfg.temperature, gs)
-                if m.loss == "clipped":
-                    old = old_logp if old_logp is not None else logp.detach()
-                    loss, stats = grpo_loss(logp, old, ref_logp, adv, mask,
-                                            beta=cfg.beta if m.name == "GRPO" else 0.0, eps_low=cfg.eps_low,
-                                            eps_high=cfg.eps_high, loss_agg=cfg.loss_agg,
-                                            max_len=cfg.max_new_tokens)
-                else:
-                    coef = m.coefficient(mask=mask, rewards=rewards if m.sampler != "gold" else None,
-                                         logp=logp.detach(), ref_logp=ref_logp, beta=cfg.dpo_beta)
-                    loss = weighted_logprob_loss(logp, coef, mask, cfg.loss_agg)
-                    stats = {"loss": float(loss.detach())}
-                    if ref_logp is not None:
-                        stats["kl"] = float(_masked_mean(k3_kl(logp.detach(), ref_logp), mask))
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                if cfg.grad_clip:
-                    torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg.grad_clip)
-                opt.step()
-                if m.name == "PPO":
-                    from . import reward_models
-                    v = reward_models.token_values(value_model, b.input_ids, b.attention_mask, mask.shape[1])
-                    vloss = 0.5 * aggregate((v - returns) ** 2, mask)
-                    vopt.zero_grad(set_to_none=True)
-                    vloss.backward()
-                    if cfg.grad_clip:
-                        torch.nn.utils.clip_grad_norm_(value_model.parameters(), cfg.grad_clip)
-                    vopt.step()
-                    stats["value_loss"] = float(vloss.detach())
-            row.update(stats)
-            history.append(row)
+            ctx.vopt.load_state_dict(vs["optimizer"])
+    for step in tqdm(range(start, cfg.steps), desc=m.name, disable=not progress, initial=start, total=cfg.steps,
+                     mininterval=2):
+        history.append(train_step(m, ctx, problems, step))
         last = step + 1 == cfg.steps
         if eval_fn is not None and (last or (cfg.eval_every and (step + 1) % cfg.eval_every == 0)):
             policy.eval()
             history[-1].update(eval_fn(policy))
             policy.train()
         if ck is not None and cfg.checkpoint_every and ((step + 1) % cfg.checkpoint_every == 0 or last):
-            training.save_checkpoint(ck, policy, optimizer=opt, state={"step": step + 1, "history": history})
+            training.save_checkpoint(ck, policy, optimizer=ctx.opt, state={"step": step + 1, "history": history})
             if value_model is not None:
-                torch.save({"model": value_model.state_dict(), "optimizer": vopt.state_dict()}, ck / "value.pt")
+                torch.save({"model": value_model.state_dict(), "optimizer": ctx.vopt.state_dict()}, ck / "value.pt")
         if callback is not None:
             callback(step + 1, history[-1])
     policy.eval()

@@ -21,11 +21,12 @@ from . import problems as P
 from . import prompts
 from .training import IGNORE_INDEX, Example, collate
 
-FORMATS = ("cot", "pot", "tool")
+FORMATS = ("cot", "pot", "tool", "program")
 
 #: Per-format instructions appended to the question: the evaluation prompts of ``dsm_utils.prompts``, so the
 #: model is trained on exactly the prompts ``evaluation.evaluate`` will show it.
-INSTRUCTIONS = {"cot": prompts.COT_INSTRUCTION, "pot": prompts.POT_INSTRUCTION, "tool": prompts.TOOL_INSTRUCTION}
+INSTRUCTIONS = {"cot": prompts.COT_INSTRUCTION, "pot": prompts.POT_INSTRUCTION, "tool": prompts.TOOL_INSTRUCTION,
+                "program": prompts.COT_INSTRUCTION}
 #: The ``evaluation.evaluate`` mode of each format.
 EVAL_MODES = {"cot": "zero_shot_cot", "pot": "pot", "tool": "tool"}
 OUTPUT_OPEN = "```output\n"
@@ -98,7 +99,14 @@ def tool_record(p: P.Problem) -> SFTRecord:
     ], "tool", p.answer)
 
 
-BUILDERS = {"cot": cot_record, "pot": pot_record, "tool": tool_record}
+def program_record(p: P.Problem) -> SFTRecord:
+    """The RL toy's second behaviour: under the *same* prompt as CoT, a ```python program whose printed value is
+    the answer (``problems.program_solution``). Mixed with CoT records, the model learns both behaviours and
+    chooses one per sample; RL can then learn which one pays (06, 07)."""
+    return SFTRecord(prompt_for(p.question, "program"), [Segment(" " + P.program_solution(p))], "program", p.answer)
+
+
+BUILDERS = {"cot": cot_record, "pot": pot_record, "tool": tool_record, "program": program_record}
 
 
 def build_records(probs: Sequence[P.Problem], mix: dict[str, float] | Sequence[str] = ("cot",),
