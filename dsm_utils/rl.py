@@ -15,6 +15,7 @@ flags, off by default: token-level averaging (DAPO, ``loss_agg="token"``), no st
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import random
 import zlib
@@ -809,24 +810,43 @@ def ppo_train(policy, ref_model, tokenizer, problems, cfg: RLConfig, *, value_mo
                  reward_model=reward_model, **kw)
 
 
-def iterative_grpo(policy, tokenizer, problems, cfg: RLConfig, *, reward_model, rm_dataset: list | None = None,
+def iteration_config(cfg: RLConfig, iteration: int) -> RLConfig:
+    """The config of iteration ``iteration`` of iterative GRPO: iteration 0 is ``cfg`` itself (so it equals a plain
+    GRPO run), later ones get their own seed, hence new questions and new samples at every step."""
+    return cfg if iteration == 0 else dataclasses.replace(cfg, seed=derive_seed(cfg.seed, "iteration", iteration))
+
+
+def iterative_grpo(policy, tokenizer, problems, cfg: RLConfig, *, reward_model=None, rm_dataset: list | None = None,
                    iterations: int = 2, rm_questions: int = 64, rm_samples_per_question: int = 4,
                    rm_steps: int = 100, rm_lr: float = 1e-4, replay: float = 0.1, eval_fn=None,
-                   checkpoint_dir=None, resume=True, progress=True) -> list[dict]:
-    """Iterative RL with GRPO (§4.1.4, Algorithm 1): per iteration, π_ref ← π_θ and GRPO for ``cfg.steps`` steps;
-    then new RM data sampled from the current policy plus ``replay`` (10 %) of the historical data continues
-    training the reward model. Rows carry ``iteration``; with ``cfg.reward="rule"`` the RM is still updated
-    (and can be evaluated) but not used as the reward."""
+                   iteration_fn: Callable[[Any], dict] | None = None, checkpoint_dir=None, resume=True,
+                   progress=True) -> list[dict]:
+    """Iterative RL with GRPO (§4.1.4, Algorithm 1): per iteration, π_ref ← π_θ and GRPO for ``cfg.steps`` steps
+    on new questions and samples (:func:`iteration_config`); then, between iterations, new RM data sampled from
+    the current policy plus ``replay`` (10 %) of the historical data continues training the reward model.
+
+    Rows carry ``iteration``; ``iteration_fn(policy)`` (e.g. a test-set evaluation) is stored on each iteration's
+    last row as ``iteration_eval``. With ``reward_model=None`` (rule reward) only π_ref is reset.
+    """
     from . import reward_models
 
+    if cfg.reward == "model" and reward_model is None:
+        raise ValueError("iterative_grpo: reward='model' needs reward_model=")
     history: list[dict] = []
     old = list(rm_dataset or [])
     for it in range(iterations):
         ref = copy.deepcopy(policy).eval()
         ck = str(Path(checkpoint_dir) / f"iter{it}") if checkpoint_dir else None
-        rows = grpo_train(policy, ref, tokenizer, problems, cfg, reward_model=reward_model, eval_fn=eval_fn,
-                          checkpoint_dir=ck, resume=resume, progress=progress)
-        history += [{**r, "iteration": it} for r in rows]
+        rows = grpo_train(policy, ref, tokenizer, problems, iteration_config(cfg, it), reward_model=reward_model,
+                          eval_fn=eval_fn, checkpoint_dir=ck, resume=resume, progress=progress)
+        rows = [{**r, "iteration": it} for r in rows]
+        if iteration_fn is not None and rows:
+            rows[-1]["iteration_eval"] = iteration_fn(policy)
+            policy.train()
+        history += rows
+        del ref
+        if reward_model is None or it + 1 == iterations:
+            continue  # the RM update only matters for the next iteration
         rng = random.Random(derive_seed(cfg.seed, it, "rm"))
         qs = rng.sample(list(problems), min(rm_questions, len(problems)))
         comp = sample(policy, tokenizer, [P.chat_prompt(p.question) for p in qs], n=rm_samples_per_question,
@@ -839,5 +859,178 @@ def iterative_grpo(policy, tokenizer, problems, cfg: RLConfig, *, reward_model, 
         reward_models.train_reward_model(reward_model, tokenizer, new + replayed, steps=rm_steps, lr=rm_lr,
                                          seed=derive_seed(cfg.seed, it, "rm-train"), progress=progress)
         old += new
-        del ref
     return history
+
+
+# ----------------------------------------------------------------------------------------- toy experiments
+# The RL notebooks (06, 07) and bench/rl_effect.py run one (method, seed) per process: `run_jobs` hands picklable
+# job specs to a pool of single-thread worker processes (2 cores → 2 seeds at once) and `toy_job` does one run:
+# load the SFT checkpoint, train, evaluate on the named toy splits. Plain `concurrent.futures`, nothing more.
+
+
+def toy_eval(model, tokenizer, probs: Sequence[P.Problem], *, n: int = 1, temperature: float = 0.0,
+             max_new_tokens: int = 96, seed: int = 0, batch_size: int = 64, ks: Sequence[int] = ()) -> dict:
+    """Rule-checker evaluation on toy problems: ``acc`` (share of correct samples; greedy accuracy for
+    ``n=1, temperature=0``), ``program_share`` (share of samples that chose the program behaviour), and for
+    ``n > 1`` the Maj@k / Pass@k curves over ``ks`` (unbiased Pass@k; Maj@k votes among the first k samples)."""
+    from .metrics import maj_at_k_curve, pass_at_k_curve
+
+    answers, correct, programs = [], [], 0
+    for i in range(0, len(probs), batch_size):
+        chunk = probs[i:i + batch_size]
+        ids = sample(model, tokenizer, [P.chat_prompt(p.question) for p in chunk], n=n,
+                     max_new_tokens=max_new_tokens, temperature=temperature, seed=derive_seed(seed, i, "eval"))
+        texts = tokenizer.batch_decode(ids, skip_special_tokens=True)
+        for j, p in enumerate(chunk):
+            checks = [P.check_solution(t, p) for t in texts[j * n:(j + 1) * n]]
+            answers.append([c.answer for c in checks])
+            correct.append([c.correct for c in checks])
+            programs += sum(P.behaviour(t) == "program" for t in texts[j * n:(j + 1) * n])
+    total = max(1, n * len(probs))
+    out = {"acc": sum(map(sum, correct)) / total, "program_share": programs / total, "n_items": len(probs)}
+    if n > 1 and ks:
+        ks = [k for k in ks if k <= n]
+        out["maj"] = {int(k): v for k, v in maj_at_k_curve(answers, correct, ks).items()}
+        out["pass"] = {int(k): v for k, v in pass_at_k_curve([sum(c) for c in correct], n, ks).items()}
+    return out
+
+
+#: The toy splits by name: (generator prefix, difficulty). ``val`` picks lr/steps/temperature/model size; ``test``
+#: (= ``benchmarks.load_benchmark("toy")``) and ``ood`` (= ``"toy_ood"``) are only used for reported numbers.
+SPLITS = {"val": ("toyval", "EASY"), "test": ("toyeval", "EASY"), "ood": ("toyood", "OOD")}
+
+
+def split_tokens(name: str, max_new_tokens: int) -> int:
+    """Generation budget on a split: the OOD problems (4-5 steps, larger numbers) need up to ~75 tokens."""
+    return max(max_new_tokens, 96) if name == "ood" else max_new_tokens
+
+
+def split_problems(name: str, n: int) -> list[P.Problem]:
+    """The first ``n`` problems of toy split ``name`` (``val``, ``test``, ``ood``); RL questions come from ``rl``."""
+    if name not in SPLITS:
+        raise ValueError(f"split {name!r}: valid splits are {list(SPLITS)}")
+    prefix, diff = SPLITS[name]
+    return P.generate(n, seed=0, difficulty=getattr(P, diff), prefix=prefix)
+
+
+def toy_job(spec: dict) -> dict:
+    """One training run of the toy world, as a picklable ``spec``; returns its history and evaluations.
+
+    Keys: ``checkpoint`` (the SFT model), ``method`` (a Table 10 name), ``cfg`` (RLConfig fields), ``n_questions``
+    (RL pool, stream ``rl``), ``evals`` ({split: n_items}; the final greedy evaluation), ``curve`` ((split, n):
+    greedy accuracy every ``cfg.eval_every`` steps), ``k`` ({"split", "n_items", "n", "temperature"}: Maj@k/Pass@k
+    of the final policy), ``rm`` ({"questions", "samples", "steps", "lr"}: a learned reward model for
+    ``cfg.reward="model"``), ``iterations`` (> 0: iterative GRPO), ``save_to`` (a folder for the final policy),
+    ``threads`` (torch threads), ``eval_max_new_tokens``, ``label``. ``method="none"`` only evaluates the SFT model.
+    """
+    import time
+
+    from . import models, reward_models
+    from .tokenizer import load_tokenizer
+
+    t0 = time.time()
+    training.set_threads(spec.get("threads", 1))
+    cfg = RLConfig(**spec.get("cfg", {}))
+    training.seed_everything(cfg.seed)
+    tok = load_tokenizer(spec["checkpoint"])
+    sft_model = models.load_model(spec["checkpoint"], tok).eval()
+    for p_ in sft_model.parameters():
+        p_.requires_grad_(False)
+    mnt = spec.get("eval_max_new_tokens", 64)
+    curve_split = spec.get("curve")
+    curve_probs = split_problems(*curve_split) if curve_split else None
+
+    def eval_fn(model) -> dict:
+        return {"acc": toy_eval(model, tok, curve_probs, max_new_tokens=mnt)["acc"]} if curve_probs else {}
+
+    out: dict[str, Any] = {"label": spec.get("label", spec.get("method")), "seed": cfg.seed, "history": []}
+
+    def _k_and_save(model) -> None:
+        k = spec.get("k")
+        if k:
+            out["k"] = toy_eval(model, tok, split_problems(k["split"], k["n_items"]), n=k["n"],
+                                temperature=k["temperature"], max_new_tokens=mnt, seed=1,
+                                ks=[x for x in (1, 2, 4, 8, 16, 32, 64) if x <= k["n"]])
+        if spec.get("save_to"):
+            training.save_checkpoint(spec["save_to"], model, tok, state={"label": out["label"], "seed": cfg.seed})
+
+    policy = sft_model
+    if spec.get("method", "none") != "none":
+        policy = copy.deepcopy(sft_model)
+        for p_ in policy.parameters():
+            p_.requires_grad_(True)
+        pool = P.generate(spec.get("n_questions", 2000), seed=cfg.seed, prefix="rl")
+        rm = None
+        if cfg.reward == "model":
+            r = spec.get("rm", {})
+            rm_q = P.generate(r.get("questions", 64), seed=cfg.seed, prefix="rm")
+            comp = sample(sft_model, tok, [P.chat_prompt(p.question) for p in rm_q], n=r.get("samples", 4),
+                          max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, seed=cfg.seed + 1)
+            texts = tok.batch_decode(comp, skip_special_tokens=True)
+            data = reward_models.build_rm_dataset([p for p in rm_q for _ in range(r.get("samples", 4))], texts,
+                                                  kind="process" if cfg.supervision == "process" else "outcome")
+            rm = reward_models.make_reward_model(sft_model, seed=cfg.seed)
+            for p_ in rm.parameters():
+                p_.requires_grad_(True)
+            reward_models.train_reward_model(rm, tok, data, steps=r.get("steps", 100), lr=r.get("lr", 3e-4),
+                                             seed=cfg.seed, progress=False)
+            out["rm_rows"] = len(data)
+        if spec.get("iterations"):
+            r = spec.get("rm", {})
+
+            done: list[int] = []
+
+            def iteration_fn(model) -> dict:
+                """Evaluations after each iteration; Maj@k/Pass@k and the saved policy after the first one
+                (iteration 1 = a plain GRPO run of the same seed; iteration 2 = iterative GRPO)."""
+                done.append(1)
+                res = {s: toy_eval(model, tok, split_problems(s, n), max_new_tokens=split_tokens(s, mnt))
+                       for s, n in spec.get("evals", {}).items()}
+                if len(done) == 1:
+                    _k_and_save(model)
+                return res
+
+            hist = iterative_grpo(policy, tok, pool, cfg, reward_model=rm, rm_dataset=data if rm else None,
+                                  iterations=spec["iterations"], rm_questions=r.get("questions", 64),
+                                  rm_samples_per_question=r.get("samples", 4), rm_steps=r.get("steps", 100) // 2,
+                                  rm_lr=r.get("lr", 3e-4), eval_fn=eval_fn, iteration_fn=iteration_fn,
+                                  progress=False)
+        else:
+            kw = {}
+            if spec["method"] == "PPO":
+                kw["value_model"] = reward_models.make_value_model(policy, seed=cfg.seed)
+                for p_ in kw["value_model"].parameters():
+                    p_.requires_grad_(True)
+            hist = train(spec["method"], policy, sft_model, tok, pool, cfg, reward_model=rm, eval_fn=eval_fn,
+                         progress=False, **kw)
+        out["history"] = hist
+        policy.eval()
+    if spec.get("iterations") and out["history"]:
+        out["final"] = out["history"][-1]["iteration_eval"]
+    else:
+        out["final"] = {s: toy_eval(policy, tok, split_problems(s, n), max_new_tokens=split_tokens(s, mnt))
+                        for s, n in spec.get("evals", {}).items()}
+    if not spec.get("iterations"):
+        _k_and_save(policy)
+    out["seconds"] = round(time.time() - t0, 1)
+    return out
+
+
+def run_jobs(specs: Sequence[dict], processes: int = 2, progress: bool = True) -> list[dict]:
+    """Run :func:`toy_job` on every spec, ``processes`` at a time in fresh single-thread processes (1 = inline);
+    results in the order of ``specs``."""
+    from tqdm.auto import tqdm
+
+    if processes <= 1 or len(specs) <= 1:
+        return [toy_job(s) for s in tqdm(specs, desc="runs", disable=not progress)]
+    import concurrent.futures as cf
+    import multiprocessing as mp
+    import os
+
+    os.environ.setdefault("OMP_NUM_THREADS", "1")  # inherited by the spawned workers before torch loads
+    results: list[dict | None] = [None] * len(specs)
+    with cf.ProcessPoolExecutor(max_workers=processes, mp_context=mp.get_context("spawn")) as ex:
+        futs = {ex.submit(toy_job, s): i for i, s in enumerate(specs)}
+        for f in tqdm(cf.as_completed(futs), total=len(futs), desc="runs", disable=not progress):
+            results[futs[f]] = f.result()
+    return results
