@@ -217,3 +217,21 @@ def greedy_accuracy(model, tokenizer, probs: Sequence[P.Problem], *, batch_size:
         texts = tokenizer.batch_decode(ids, skip_special_tokens=True)
         right += sum(P.outcome_reward(t, p) for t, p in zip(texts, chunk))
     return right / len(probs)
+
+
+def train_toy_instruct(out_dir, *, steps: int = 600, format_mix: dict | None = None, n_train: int = 20000,
+                       batch_size: int = 32, lr: float = 3e-3, warmup: int = 20, max_len: int = 192, seed: int = 0,
+                       model_name: str = "llama-1m", progress: bool = True):
+    """The cpu-profile instruct model of 05 without the notebook (for benches): a toy Llama from scratch on the
+    ``format_mix`` of ``sft``-stream problems; saved with its tokenizer to ``out_dir``. Returns the path."""
+    from . import models, training
+    from .tokenizer import default_tokenizer
+
+    tok = default_tokenizer()
+    training.seed_everything(seed)
+    model = models.load_model(model_name, tok, seed=seed)
+    recs = build_records(P.generate(n_train, seed=seed, prefix="sft"), format_mix or {"cot": 0.75, "program": 0.25},
+                         seed=seed)
+    training.train_lm(model, record_batches(tok, recs, batch_size, max_len, seed=seed), steps, lr=lr, warmup=warmup,
+                      desc="sft", progress=progress)
+    return training.save_checkpoint(out_dir, model.eval(), tok, state={"step": steps, "notebook": "05_sft"})
