@@ -928,7 +928,10 @@ def toy_job(spec: dict) -> dict:
     from . import models, reward_models
     from .tokenizer import load_tokenizer
 
+    from transformers.utils import logging as hf_logging
+
     t0 = time.time()
+    hf_logging.disable_progress_bar()  # worker output goes to the kernel's terminal, not the notebook
     training.set_threads(spec.get("threads", 1))
     cfg = RLConfig(**spec.get("cfg", {}))
     training.seed_everything(cfg.seed)

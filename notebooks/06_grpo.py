@@ -124,7 +124,10 @@ print(f"run folder {run.dir} · device {dev} · {n_threads} threads · backend {
 # The advantages and the loss the trainer minimises (the functions the tests check against TRL and by hand):
 
 # %%
-print(inspect.getsource(rl.outcome_advantages) + "\n" + inspect.getsource(rl.grpo_loss))
+print(inspect.getsource(rl.outcome_advantages))
+
+# %%
+print(inspect.getsource(rl.grpo_loss))
 
 # %% [markdown]
 # ## The starting point: the instruct (SFT) model of 05

@@ -96,8 +96,10 @@ t10 = rl.table10()
 display(t10)
 
 # %%
-print("\n".join(inspect.getsource(f) for f in (rl.gc_sft, rl.gc_rft, rl.gc_online_rft, rl.gc_dpo, rl.gc_ppo,
-                                               rl.gc_grpo)))
+print("\n".join(inspect.getsource(f) for f in (rl.gc_sft, rl.gc_rft, rl.gc_online_rft)))
+
+# %%
+print("\n".join(inspect.getsource(f) for f in (rl.gc_dpo, rl.gc_ppo, rl.gc_grpo)))
 
 # %% [markdown]
 # ## Start: the SFT model
