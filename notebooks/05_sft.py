@@ -125,7 +125,7 @@ else:
 dtype = torch.bfloat16 if (dev == "cuda" and not models.is_toy_name(init_src)) else None
 model = models.load_model(init_src, tok, dtype=dtype, seed=seed).to(dev)
 summary = models.model_summary(model)
-print(init_src, summary)
+print(f"{init_src}: {summary['params_m']} M parameters, {summary['layers']} layers, hidden {summary['hidden']}")
 
 # %% [markdown]
 # ## The instruction-tuning data in three formats

@@ -140,7 +140,8 @@ if not models.checkpoint_exists(ckpt):  # the worker processes load the start fr
     ckpt = training.save_checkpoint(run.path("sft_start"), sft_model, tok, state={"source": sft_source})
 for p in sft_model.parameters():
     p.requires_grad_(False)
-print("start:", sft_source, models.model_summary(sft_model))
+summ = models.model_summary(sft_model)
+print(f"start: {sft_source} ({summ['params_m']} M parameters)")
 
 # %% [markdown]
 # ## One GRPO step, by hand

@@ -382,3 +382,23 @@ def test_iterative_grpo_draws_new_questions_and_samples_each_iteration(tok, tiny
     seeds = [e[1] for e in seen if e[0] == "s"]
     assert len(seeds) == len(set(seeds))  # no sampling seed is replayed
     assert rl.iteration_config(cfg, 0) is cfg
+
+
+def test_toy_jobs_in_worker_processes_equal_inline_runs(tok, tiny, tmp_path):
+    """rl.run_jobs: a (method, seed) per single-thread process gives exactly the inline results, in spec order."""
+    from dsm_utils import training
+
+    ck = training.save_checkpoint(tmp_path / "sft", tiny, tok)
+    specs = [dict(checkpoint=str(ck), method="GRPO", label="g", evals={"test": 3}, curve=("val", 2),
+                  cfg=dict(group_size=2, questions_per_step=2, steps=2, lr=1e-3, max_new_tokens=6, seed=s,
+                           eval_every=1), n_questions=20, eval_max_new_tokens=6) for s in (0, 1)]
+    specs.append(dict(checkpoint=str(ck), method="none", label="sft", cfg=dict(seed=0), evals={"test": 3},
+                      k={"split": "test", "n_items": 2, "n": 2, "temperature": 1.0}, eval_max_new_tokens=6))
+    inline = rl.run_jobs(specs, processes=1, progress=False)
+    pooled = rl.run_jobs(specs, processes=2, progress=False)
+    assert [r["label"] for r in pooled] == ["g", "g", "sft"] and [r["seed"] for r in pooled] == [0, 1, 0]
+    for a, b in zip(inline, pooled):
+        assert a["final"] == b["final"] and a.get("k") == b.get("k")
+        assert [h["loss"] for h in a["history"]] == pytest.approx([h["loss"] for h in b["history"]], abs=1e-6)
+    assert [len(r["history"]) for r in pooled] == [2, 2, 0] and "acc" in pooled[0]["history"][0]
+    assert set(pooled[2]["k"]["pass"]) == {1, 2}
