@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 import math
 import random
 import zlib
@@ -921,7 +922,9 @@ def toy_job(spec: dict) -> dict:
     greedy accuracy every ``cfg.eval_every`` steps), ``k`` ({"split", "n_items", "n", "temperature"}: Maj@k/Pass@k
     of the final policy), ``rm`` ({"questions", "samples", "steps", "lr"}: a learned reward model for
     ``cfg.reward="model"``), ``iterations`` (> 0: iterative GRPO), ``save_to`` (a folder for the final policy),
-    ``threads`` (torch threads), ``eval_max_new_tokens``, ``label``. ``method="none"`` only evaluates the SFT model.
+    ``threads`` (torch threads), ``eval_max_new_tokens``, ``label``, ``work_dir`` (resume: training checkpoints
+    every ``cfg.checkpoint_every`` steps go there, and the finished result, reused by a rerun of the same spec on
+    the same SFT weights). ``method="none"`` only evaluates the SFT model.
     """
     import time
 
@@ -946,6 +949,13 @@ def toy_job(spec: dict) -> dict:
     def eval_fn(model) -> dict:
         return {"acc": toy_eval(model, tok, curve_probs, max_new_tokens=mnt)["acc"]} if curve_probs else {}
 
+    wd = Path(spec["work_dir"]) if spec.get("work_dir") else None
+    key = _job_key(spec)
+    if wd is not None and (wd / "result.json").exists():  # finished before (e.g. the notebook was killed later)
+        cached = json.loads((wd / "result.json").read_text())
+        if cached.get("key") == key:
+            return _int_keys(cached["result"])
+    train_dir = str(wd / "train") if wd is not None else None
     out: dict[str, Any] = {"label": spec.get("label", spec.get("method")), "seed": cfg.seed, "history": []}
 
     def _k_and_save(model) -> None:
@@ -997,7 +1007,7 @@ def toy_job(spec: dict) -> dict:
                                   iterations=spec["iterations"], rm_questions=r.get("questions", 64),
                                   rm_samples_per_question=r.get("samples", 4), rm_steps=r.get("steps", 100) // 2,
                                   rm_lr=r.get("lr", 3e-4), eval_fn=eval_fn, iteration_fn=iteration_fn,
-                                  progress=False)
+                                  checkpoint_dir=train_dir, progress=False)
         else:
             kw = {}
             if spec["method"] == "PPO":
@@ -1005,7 +1015,7 @@ def toy_job(spec: dict) -> dict:
                 for p_ in kw["value_model"].parameters():
                     p_.requires_grad_(True)
             hist = train(spec["method"], policy, sft_model, tok, pool, cfg, reward_model=rm, eval_fn=eval_fn,
-                         progress=False, **kw)
+                         checkpoint_dir=train_dir, progress=False, **kw)
         out["history"] = hist
         policy.eval()
     if spec.get("iterations") and out["history"]:
@@ -1016,7 +1026,40 @@ def toy_job(spec: dict) -> dict:
     if not spec.get("iterations"):
         _k_and_save(policy)
     out["seconds"] = round(time.time() - t0, 1)
+    if wd is not None:
+        _write_json(wd / "result.json", {"key": key, "result": out})
     return out
+
+
+def _job_key(spec: dict) -> str:
+    """What a cached job result depends on: the spec (less where it writes) and the SFT checkpoint's weights."""
+    import hashlib
+
+    ck = Path(spec["checkpoint"])
+    w = next((f for f in (ck / "model.safetensors", ck / "pytorch_model.bin") if f.exists()), None)
+    stamp = [w.stat().st_size, w.stat().st_mtime_ns] if w is not None else None
+    body = {k: v for k, v in spec.items() if k not in ("work_dir", "save_to", "threads")}
+    return hashlib.sha256(json.dumps([body, stamp], sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _write_json(path: Path, obj) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".partial")
+    tmp.write_text(json.dumps(obj))
+    tmp.replace(path)
+
+
+def _int_keys(result: dict) -> dict:
+    """JSON turned the K of Maj@K / Pass@K into strings: back to ints, as a fresh result has them."""
+    def fix(d):
+        if isinstance(d, dict):
+            return {k: ({int(kk): vv for kk, vv in v.items()} if k in ("maj", "pass") and isinstance(v, dict)
+                        else fix(v)) for k, v in d.items()}
+        if isinstance(d, list):
+            return [fix(x) for x in d]
+        return d
+
+    return fix(result)
 
 
 def run_jobs(specs: Sequence[dict], processes: int = 2, progress: bool = True) -> list[dict]:

@@ -68,6 +68,7 @@ seed = 0
 seeds = [0]  # RL seeds (one process each); reported numbers are means over them with 95 % intervals
 processes = 2  # worker processes for the seeds (1 = inline)
 device = "auto"
+checkpoint_every = 5  # resume: each run checkpoints under <run>/jobs/ and a rerun reuses finished runs
 threads = 1  # torch CPU threads per process (0 = leave as is)
 sft_checkpoint = ""  # empty = this profile's 05_sft/checkpoint
 fallback_sft_steps = 200  # when no 05 checkpoint exists = a quick inline SFT (same code as 05)
@@ -217,11 +218,12 @@ def job(variant: str, s: int) -> dict:
     sup, rew = VARIANTS[variant]
     cfg = dict(group_size=group_size, questions_per_step=questions_per_step, steps=steps, mu=mu, lr=lr, beta=beta,
                max_new_tokens=max_new_tokens, temperature=temperature, supervision=sup, reward=rew, seed=s,
-               eval_every=eval_every)
+               eval_every=eval_every, checkpoint_every=checkpoint_every)
     spec = dict(checkpoint=str(ckpt), method="GRPO", label=variant, cfg=cfg, n_questions=n_questions, evals=evals,
                 curve=("test", n_curve) if eval_every else None, threads=threads,
                 eval_max_new_tokens=eval_max_new_tokens,
-                rm=dict(questions=rm_questions, samples=rm_samples, steps=rm_steps, lr=rm_lr))
+                rm=dict(questions=rm_questions, samples=rm_samples, steps=rm_steps, lr=rm_lr),
+                work_dir=str(run.path(f"jobs/{variant}-{s}")))
     if variant == "os_rule":
         spec["k"] = kspec
         spec["iterations"] = iterations if iterations > 1 else 0
@@ -231,7 +233,7 @@ def job(variant: str, s: int) -> dict:
 
 
 specs = [dict(checkpoint=str(ckpt), method="none", label="sft", cfg=dict(seed=seeds[0]), evals=evals, k=kspec,
-              threads=threads, eval_max_new_tokens=eval_max_new_tokens)]
+              threads=threads, eval_max_new_tokens=eval_max_new_tokens, work_dir=str(run.path("jobs/sft")))]
 specs += [job(v, s) for v in variants for s in seeds]
 t0 = time.time()
 results = rl.run_jobs(specs, processes=processes) if backend == "ours" and data == "toy" else []

@@ -43,6 +43,7 @@ seed = 0
 seeds = [0]  # training seeds (one process each); means and 95 % intervals over them
 processes = 2  # worker processes (1 = inline)
 device = "auto"
+checkpoint_every = 5  # resume: each run checkpoints under <run>/jobs/ and a rerun reuses finished runs
 threads = 1  # torch CPU threads per process (0 = leave as is)
 sft_checkpoint = ""  # empty = this profile's 05_sft/checkpoint
 fallback_sft_steps = 200  # when no 05 checkpoint exists
@@ -160,16 +161,18 @@ def job(method: str, s: int) -> dict:
     name, sup = SPEC[method]
     cfg = dict(group_size=group_size, questions_per_step=questions_per_step, steps=steps,
                lr=lr_overrides.get(method, lr), beta=beta, dpo_beta=dpo_beta, max_new_tokens=max_new_tokens,
-               temperature=temperature, supervision=sup, reward="rule", seed=s, eval_every=eval_every)
+               temperature=temperature, supervision=sup, reward="rule", seed=s, eval_every=eval_every,
+               checkpoint_every=checkpoint_every)
     return dict(checkpoint=str(ckpt), method=name, label=method, cfg=cfg, n_questions=n_questions, evals=evals,
                 curve=("test", n_curve) if eval_every else None, threads=threads, eval_max_new_tokens=eval_max_new_tokens,
-                k=kspec if method == "GRPO+OS" else None)
+                k=kspec if method == "GRPO+OS" else None, work_dir=str(run.path(f"jobs/{method}-{s}")))
 
 
 specs = [job(m, s) for m in methods if m not in reused for s in seeds]
 if m06 is None:  # the SFT model's greedy accuracy and Maj@K/Pass@K
     specs.insert(0, dict(checkpoint=str(ckpt), method="none", label="SFT", cfg=dict(seed=seeds[0]), evals=evals,
-                         k=kspec, threads=threads, eval_max_new_tokens=eval_max_new_tokens))
+                         k=kspec, threads=threads, eval_max_new_tokens=eval_max_new_tokens,
+                         work_dir=str(run.path("jobs/SFT"))))
 t0 = time.time()
 results = rl.run_jobs(specs, processes=processes)
 print(f"{len(specs)} runs in {time.time() - t0:.0f}s; reused from 06: {reused or 'none'}")

@@ -402,3 +402,42 @@ def test_toy_jobs_in_worker_processes_equal_inline_runs(tok, tiny, tmp_path):
         assert [h["loss"] for h in a["history"]] == pytest.approx([h["loss"] for h in b["history"]], abs=1e-6)
     assert [len(r["history"]) for r in pooled] == [2, 2, 0] and "acc" in pooled[0]["history"][0]
     assert set(pooled[2]["k"]["pass"]) == {1, 2}
+
+
+def test_a_killed_toy_job_resumes_to_the_uninterrupted_result(tok, tiny, tmp_path, monkeypatch):
+    from dsm_utils import training
+
+    ck = training.save_checkpoint(tmp_path / "sft", tiny, tok)
+    spec = dict(checkpoint=str(ck), method="GRPO", label="g", evals={"test": 3}, n_questions=20,
+                cfg=dict(group_size=2, questions_per_step=2, steps=4, lr=1e-3, max_new_tokens=6, seed=3,
+                         checkpoint_every=1, reward="rule"), eval_max_new_tokens=6, iterations=2)
+    full = rl.toy_job(spec)
+
+    class Killed(Exception):
+        pass
+
+    real = rl.train_step
+    calls = []
+
+    def dying(m, ctx, pool, step):
+        calls.append(step)
+        if len(calls) == 6:  # in iteration 2, after its first step was checkpointed
+            raise Killed
+        return real(m, ctx, pool, step)
+
+    monkeypatch.setattr(rl, "train_step", dying)
+    wd = tmp_path / "job"
+    with pytest.raises(Killed):
+        rl.toy_job({**spec, "work_dir": str(wd)})
+    monkeypatch.setattr(rl, "train_step", real)
+    resumed = rl.toy_job({**spec, "work_dir": str(wd)})
+    assert resumed["final"] == full["final"] and len(resumed["history"]) == 8
+    for a, b in zip(full["history"], resumed["history"]):
+        assert a["loss"] == pytest.approx(b["loss"], abs=1e-6) and a["iteration"] == b["iteration"]
+    # a finished job is not run again: its cached result comes back
+    def never(*a):
+        raise AssertionError("a finished job trained again")
+
+    monkeypatch.setattr(rl, "train_step", never)
+    again = rl.toy_job({**spec, "work_dir": str(wd)})
+    assert again["final"] == full["final"]
