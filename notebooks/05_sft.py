@@ -292,6 +292,7 @@ if data == "toy":
     mix_table["share"] = mix_table["samples"] / len(mix)
     display(mix_table.round(3))
     run.log(greedy=greedy, greedy_table=rows, greedy_test_acc=greedy["test"], greedy_ood_acc=greedy["ood"],
+            greedy_cot_accuracy=greedy["test"],  # the one (CoT) prompt, whichever behaviour the model picks
             greedy_val_acc=greedy["val"], behaviour_mix=mix_table.reset_index().to_dict(orient="records"),
             n_test=n_test, n_test_ood=n_test_ood);
 else:

@@ -425,6 +425,9 @@ if backend == "trl":
 
 # %%
 total = round(time.time() - t_start, 1)
+if results:  # means per variant, under the key 09 reads for Table 5
+    run.log(final={lab: {"acc": float(np.mean(test_acc[lab])), "acc_ood": float(np.mean(ood_acc[lab]))}
+                   for lab in labels});
 run.log(total_seconds=total, backend=backend, steps=steps, group_size=group_size,
         questions_per_step=questions_per_step, saved_variant=save_variant);
 print(f"06 done in {total:.0f}s")

@@ -277,7 +277,9 @@ ax.legend(loc="lower right", fontsize=8)
 fig.tight_layout()
 run.savefig(fig, "fig7.png")
 plt.show()
-run.log(maj_pass=kdata);
+run.log(maj_pass_ci=kdata,  # per curve: K, mean over seeds, 95 % half-width
+        maj_pass={lab: {kind: {str(k): float(np.mean(v)) for k, v in kcurve(lab, kind).items()}
+                        for kind in ("maj", "pass")} for lab in ("SFT", "GRPO+OS") if lab in kres});
 
 # %% [markdown]
 # ## What reproduces
