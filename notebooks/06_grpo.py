@@ -51,11 +51,12 @@
 # under one prompt**: chain-of-thought with mental arithmetic (75 % of the SFT data; error-prone for a tiny
 # model) and a short program whose printed value is the answer (25 %; run by `problems.run_program`, a
 # restricted evaluator of the toy's straight-line programs that stands in for the sandbox). Greedy decoding of
-# the SFT model picks CoT; sampling picks a program about a quarter of the time, and programs are right about
-# twice as often. Reward (the rule checker, per outcome: the boxed or printed answer; per step: each
+# the SFT model picks CoT; sampling picks a program about a quarter of the time, and programs are right several
+# times as often. Reward (the rule checker, per outcome: the boxed or printed answer; per step: each
 # equation or assignment line) lets GRPO learn which behaviour pays — the mechanism the paper's §5.2.2 reads
-# off Figure 7 (RL boosts answers already in the model's top-K). Learning rate, steps and temperature were
-# chosen on the **validation** split (`toyval`, see `params/cpu/06_grpo.yaml`); the test split (`toyeval`, 500
+# off Figure 7 (RL boosts answers already in the model's top-K). Learning rate, steps and questions per
+# step were chosen on the **validation** split (`toyval`, see `params/cpu/06_grpo.yaml`; the temperature 0.7
+# is the earlier toy's); the test split (`toyeval`, 500
 # items) and the OOD split (`toyood`, 500) are used only for the numbers below. Several seeds run as separate
 # single-thread processes (`rl.run_jobs`), two at a time on 2 cores. The learned ORM/PRM variants (scalar-head
 # models trained on the checker's labels of SFT samples) stay available (`variants`) but are off in the cpu
