@@ -162,3 +162,34 @@ def check_findings(rows: Sequence[dict], where: str = "findings") -> list[dict]:
             raise ValueError(f"{where}[{i}].ci must be [lo, hi]")
         out.append(dict(r))
     return out
+
+
+def maj_pass_findings(rl: dict[str, Sequence[float]], base: dict[str, Sequence[float]], n_items: int, k: int, *,
+                      margin: float = 0.05, source: str = "§5.2.2, Fig. 7") -> list[Finding]:
+    """Figure 7's three claims from per-seed Maj@K / Pass@K values: RL raises Maj@K; RL leaves Pass@K within
+    ``±margin``; RL's gain is larger at Pass@1 than at Pass@K.
+
+    ``rl`` and ``base`` map ``"maj"``, ``"pass"`` and ``"pass1"`` to per-seed values (the base model may have a
+    single value: it is then compared with each RL seed). A Pass@K that collapses by more than ``margin`` is
+    "not reproduced", whatever Maj@K does.
+    """
+    for name, d in (("rl", rl), ("base", base)):
+        missing = {"maj", "pass", "pass1"} - set(d)
+        if missing:
+            raise ValueError(f"maj_pass_findings: {name} lacks {sorted(missing)}")
+
+    def rep(v: Sequence[float], n: int) -> list[float]:
+        return list(v) * n if len(v) == 1 else list(v)
+
+    n = len(rl["maj"])
+    out = [finding(f"RL raises Maj@{k}", rl["maj"], rep(base["maj"], n), n_items, paired=True, source=source,
+                   detail=f"RL {_mean(rl['maj']):.3f} vs base {_mean(base['maj']):.3f}"),
+           finding(f"RL leaves Pass@{k} unchanged (±{margin:g})", rl["pass"], rep(base["pass"], n), n_items,
+                   direction="equal", margin=margin, paired=True, source=source,
+                   detail=f"RL {_mean(rl['pass']):.3f} vs base {_mean(base['pass']):.3f}")]
+    d1 = [a - b for a, b in zip(rl["pass1"], rep(base["pass1"], n))]
+    dk = [a - b for a, b in zip(rl["pass"], rep(base["pass"], n))]
+    out.append(finding(f"RL's gain is larger at Pass@1 than at Pass@{k}", d1, dk, None, paired=True,
+                       proportion=False, source=source,
+                       detail=f"Δ Pass@1 {_mean(d1):+.3f} vs Δ Pass@{k} {_mean(dk):+.3f} (seed spread only)"))
+    return out

@@ -5,9 +5,17 @@ one checkable equation per line (``12 + 5 = 17``) and ends with ``The answer is 
 program-of-thought (PoT) solution is a short Python program that prints the answer. The step checker
 says which lines of a model's solution are right: it is the rule-based reward of the RL notebooks,
 per outcome (``outcome_reward``) and per step (``check_solution(...).steps``).
+
+**Two behaviours under one prompt (the RL toy).** A solution may also be a short program in a ```python block
+(``program_solution``): its answer is what the program prints. The checker grades both: a CoT line by its
+equation, a program line by the value it assigns. Programs are run by :func:`run_program`, a restricted
+evaluator of the toy's straight-line programs (assignments of ``+ - * //`` on integers, one ``print``): the
+toy's stand-in for the process sandbox of ``dsm_utils.sandbox`` (~13 programs/s), fast enough for the RL loop
+(thousands of programs per step), and it refuses anything else (no calls but ``print``, no imports, no loops).
 """
 from __future__ import annotations
 
+import ast
 import random
 import re
 from dataclasses import asdict, dataclass, field
@@ -224,6 +232,103 @@ def extract_boxed(text: str) -> str | None:
     return found[-1].strip() if found else None
 
 
+# ---------------------------------------------------------------- programs (the second behaviour)
+
+PROGRAM_OPEN, PROGRAM_CLOSE = "```python\n", "\n```"
+_PROGRAM = re.compile(r"```python\n(.*?)(?:\n```|$)", re.S)
+_BINOPS = {ast.Add: lambda a, b: a + b, ast.Sub: lambda a, b: a - b, ast.Mult: lambda a, b: a * b,
+           ast.FloorDiv: lambda a, b: a // b, ast.Div: lambda a, b: a // b if a % b == 0 else Fraction(a, b)}
+MAX_PROGRAM_VALUE = 10 ** 12  # larger intermediate values are refused (no runaway arithmetic)
+
+
+def program_solution(p: Problem) -> str:
+    """The program behaviour: the reference PoT program in a ```python block (its output is the answer)."""
+    return f"{PROGRAM_OPEN}{p.pot}{PROGRAM_CLOSE}"
+
+
+def extract_program(text: str) -> str | None:
+    """The body of the first ```python block (an unclosed block runs to the end of the text), else None."""
+    m = _PROGRAM.search(text)
+    return m.group(1) if m else None
+
+
+def _expr(node: ast.AST, env: dict[str, int]):
+    if isinstance(node, ast.Constant) and type(node.value) is int:
+        return node.value
+    if isinstance(node, ast.Name) and node.id in env:
+        return env[node.id]
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+        return -_expr(node.operand, env)
+    if isinstance(node, ast.BinOp) and type(node.op) in _BINOPS:
+        a, b = _expr(node.left, env), _expr(node.right, env)
+        if isinstance(node.op, (ast.FloorDiv, ast.Div)) and b == 0:
+            raise ZeroDivisionError
+        v = _BINOPS[type(node.op)](a, b)
+        if abs(v) > MAX_PROGRAM_VALUE:
+            raise OverflowError
+        return v
+    raise ValueError(f"unsupported expression {ast.dump(node)[:40]}")
+
+
+def program_trace(src: str) -> tuple[list[tuple[int, object]], str | None]:
+    """Run a straight-line toy program: ``([(line_no, value assigned), ...], printed text or None)``.
+
+    Only ``name = expr`` (integers, names, ``+ - * // /``) and ``print(expr)`` are allowed; anything else, a syntax
+    error, an unknown name or a division by zero stops the run (the trace so far is kept, the output is None).
+    """
+    try:
+        tree = ast.parse(src)
+    except (SyntaxError, ValueError):
+        return [], None
+    env: dict[str, object] = {}
+    trace: list[tuple[int, object]] = []
+    out = None
+    try:
+        for st in tree.body:
+            if isinstance(st, ast.Assign) and len(st.targets) == 1 and isinstance(st.targets[0], ast.Name):
+                env[st.targets[0].id] = _expr(st.value, env)
+                trace.append((st.lineno, env[st.targets[0].id]))
+            elif (isinstance(st, ast.Expr) and isinstance(st.value, ast.Call) and isinstance(st.value.func, ast.Name)
+                  and st.value.func.id == "print" and len(st.value.args) == 1 and not st.value.keywords):
+                out = str(_expr(st.value.args[0], env))
+            else:
+                return trace, None
+    except (ValueError, ZeroDivisionError, OverflowError, RecursionError):
+        return trace, None
+    return trace, out
+
+
+def run_program(src: str) -> str | None:
+    """What a toy program prints (``None`` if it fails or is not a straight-line toy program)."""
+    return program_trace(src)[1]
+
+
+def _check_program(text: str, body: str, problem: Problem) -> SolutionCheck:
+    """Grade a program solution: one step per assignment line, right when its value is the reference's value
+    after the same number of steps (the first line: the starting quantity); outcome = printed value."""
+    trace, out = program_trace(body)
+    offset = text.index(body)
+    starts = [0]
+    for line in body.split("\n"):
+        starts.append(starts[-1] + len(line) + 1)
+    want = [problem.start] + [s.result for s in problem.steps]
+    steps = []
+    for k, (line_no, val) in enumerate(trace):
+        a, b = offset + starts[line_no - 1], offset + starts[line_no] - 1
+        steps.append(StepCheck(a, b, text[a:b], k < len(want) and val == want[k]))
+    ok = out is not None and _same_number(out, problem.answer)
+    if out is not None:  # the print line is a step too, as the boxed line of a CoT solution
+        pl = body.rstrip().split("\n")[-1]
+        a = offset + body.rfind(pl)
+        steps.append(StepCheck(a, a + len(pl), pl, ok))
+    return SolutionCheck(steps=steps, answer=out, correct=ok)
+
+
+def behaviour(text: str) -> str:
+    """``"program"`` when the solution holds a ```python block, else ``"cot"``."""
+    return "program" if extract_program(text) is not None else "cot"
+
+
 def check_solution(text: str, problem: Problem) -> SolutionCheck:
     """Check a CoT solution line by line against ``problem``.
 
@@ -231,8 +336,12 @@ def check_solution(text: str, problem: Problem) -> SolutionCheck:
     and it is the reference's k-th step (same operation, same operands — either order for ``+``/``*`` —
     same result), so a true equation on the wrong quantities is still a wrong step. The line with the final
     ``\\boxed{}`` is a step too: right when the boxed value equals the answer. The outcome is right when
-    the boxed answer equals the reference answer.
+    the boxed answer equals the reference answer. A program solution (a ```python block) is graded by
+    :func:`_check_program`: its steps are the values it assigns and its answer is what it prints.
     """
+    body = extract_program(text)
+    if body is not None:
+        return _check_program(text, body, problem)
     steps: list[StepCheck] = []
     k = 0
     pos = 0
@@ -276,8 +385,10 @@ def _same_number(a: str | None, b: str) -> bool:
 
 
 def outcome_reward(text: str, problem: Problem) -> float:
-    """1.0 if the solution's boxed answer is right, else 0.0."""
-    return 1.0 if _same_number(extract_boxed(text), problem.answer) else 0.0
+    """1.0 if the solution's answer is right (the boxed value; for a program, what it prints), else 0.0."""
+    body = extract_program(text)
+    answer = run_program(body) if body is not None else extract_boxed(text)
+    return 1.0 if _same_number(answer, problem.answer) else 0.0
 
 
 def problem_from_dict(d: dict[str, Any]) -> Problem:

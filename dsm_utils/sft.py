@@ -21,11 +21,12 @@ from . import problems as P
 from . import prompts
 from .training import IGNORE_INDEX, Example, collate
 
-FORMATS = ("cot", "pot", "tool")
+FORMATS = ("cot", "pot", "tool", "program")
 
 #: Per-format instructions appended to the question: the evaluation prompts of ``dsm_utils.prompts``, so the
 #: model is trained on exactly the prompts ``evaluation.evaluate`` will show it.
-INSTRUCTIONS = {"cot": prompts.COT_INSTRUCTION, "pot": prompts.POT_INSTRUCTION, "tool": prompts.TOOL_INSTRUCTION}
+INSTRUCTIONS = {"cot": prompts.COT_INSTRUCTION, "pot": prompts.POT_INSTRUCTION, "tool": prompts.TOOL_INSTRUCTION,
+                "program": prompts.COT_INSTRUCTION}
 #: The ``evaluation.evaluate`` mode of each format.
 EVAL_MODES = {"cot": "zero_shot_cot", "pot": "pot", "tool": "tool"}
 OUTPUT_OPEN = "```output\n"
@@ -98,7 +99,14 @@ def tool_record(p: P.Problem) -> SFTRecord:
     ], "tool", p.answer)
 
 
-BUILDERS = {"cot": cot_record, "pot": pot_record, "tool": tool_record}
+def program_record(p: P.Problem) -> SFTRecord:
+    """The RL toy's second behaviour: under the *same* prompt as CoT, a ```python program whose printed value is
+    the answer (``problems.program_solution``). Mixed with CoT records, the model learns both behaviours and
+    chooses one per sample; RL can then learn which one pays (06, 07)."""
+    return SFTRecord(prompt_for(p.question, "program"), [Segment(" " + P.program_solution(p))], "program", p.answer)
+
+
+BUILDERS = {"cot": cot_record, "pot": pot_record, "tool": tool_record, "program": program_record}
 
 
 def build_records(probs: Sequence[P.Problem], mix: dict[str, float] | Sequence[str] = ("cot",),
@@ -209,3 +217,21 @@ def greedy_accuracy(model, tokenizer, probs: Sequence[P.Problem], *, batch_size:
         texts = tokenizer.batch_decode(ids, skip_special_tokens=True)
         right += sum(P.outcome_reward(t, p) for t, p in zip(texts, chunk))
     return right / len(probs)
+
+
+def train_toy_instruct(out_dir, *, steps: int = 600, format_mix: dict | None = None, n_train: int = 20000,
+                       batch_size: int = 32, lr: float = 3e-3, warmup: int = 20, max_len: int = 192, seed: int = 0,
+                       model_name: str = "llama-1m", progress: bool = True):
+    """The cpu-profile instruct model of 05 without the notebook (for benches): a toy Llama from scratch on the
+    ``format_mix`` of ``sft``-stream problems; saved with its tokenizer to ``out_dir``. Returns the path."""
+    from . import models, training
+    from .tokenizer import default_tokenizer
+
+    tok = default_tokenizer()
+    training.seed_everything(seed)
+    model = models.load_model(model_name, tok, seed=seed)
+    recs = build_records(P.generate(n_train, seed=seed, prefix="sft"), format_mix or {"cot": 0.75, "program": 0.25},
+                         seed=seed)
+    training.train_lm(model, record_batches(tok, recs, batch_size, max_len, seed=seed), steps, lr=lr, warmup=warmup,
+                      desc="sft", progress=progress)
+    return training.save_checkpoint(out_dir, model.eval(), tok, state={"step": steps, "notebook": "05_sft"})

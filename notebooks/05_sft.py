@@ -22,9 +22,8 @@
 # > and tool-integrated reasoning format (Gou et al., 2023). The total number of training examples is 776K."
 # > — §3.1
 #
-# > "DeepSeekMath-Instruct 7B is a mathematically instructed tuning model derived from DeepSeekMath-Base 7B.
-# > Training examples are randomly concatenated until reaching a maximum context length of 4K tokens. We
-# > train the model for 500 steps with a batch size of 256 and a constant learning rate of 5e-5." — §3.1
+# Training (§3.1, paraphrased): DeepSeekMath-Instruct 7B is fine-tuned from DeepSeekMath-Base 7B for 500 steps
+# with batch size 256 and a constant learning rate of 5e-5, training examples concatenated up to a 4K context.
 #
 # The three formats, in the chat form the paper evaluates instruct models with
 # (`User: {q}\n{instruction}\n\nAssistant:`):
@@ -39,10 +38,19 @@
 # output (the interpreter writes it, not the model — as in ToRA). This notebook writes the **instruct
 # checkpoint** `runs/<profile>/05_sft/checkpoint` that the RL notebooks (06, 07) start from.
 #
-# **Toy world (cpu profile).** A tiny Llama trained from scratch (or from a pre-trained toy checkpoint via
-# `init_from`) on generated word problems. The steps are chosen so that greedy accuracy is well above zero
-# but far from perfect: RL needs room to improve. **gpu profile.** A real base model on the GSM8K and
-# MATH train solutions.
+# **Toy world (cpu profile): two behaviours under one prompt.** A 1 M-parameter Llama trained from scratch on
+# generated word problems. Its SFT data mixes, under the *same* CoT prompt, chain-of-thought with mental
+# arithmetic (75 %) and a short program whose printed value is the answer (25 %, `sft.program_record`; the
+# program is run by `problems.run_program`, a restricted evaluator of the toy's straight-line programs that
+# stands in for the sandbox). Why: with CoT alone, the tiny model's RL gains were within noise (issue 8);
+# after Zhao et al. 2025 ("Echo Chamber", arXiv 2504.07912), a model that has learned several behaviours lets
+# RL show its effect — it learns which behaviour pays. The SFT model decodes greedily with CoT (the majority
+# behaviour) but samples a program about a quarter of the time, and programs are right several times as often
+# (the table at the end). 600 steps at lr 3e-3 (the earlier toy's setting) were checked on the validation
+# split (`toyval`: greedy 0.16, programs in a quarter of the samples) before any test number was read; the test
+# (`toyeval`, 500 items) and OOD (`toyood`, 500) splits only give reported numbers, graded by the same rule
+# checker as 06 and 07 (`rl.toy_eval`). **gpu profile.** A real base model on the GSM8K and MATH train
+# solutions (CoT), evaluated with `evaluation.evaluate`.
 
 # %% tags=["parameters"]
 run_dir = "runs/local/05_sft"  # the runner sets runs/<profile>/05_sft
@@ -55,21 +63,24 @@ tokenizer_name = ""  # empty = the checkpoint's own tokenizer, or the toy tokeni
 data = "toy"  # "toy" = generated word problems; "real" = GSM8K + MATH train solutions (CoT)
 n_train = 20000  # toy problems to generate for SFT
 max_real_examples = 0  # "real" = cap on GSM8K+MATH examples (0 = all)
-format_mix = {"cot": 0.6, "pot": 0.2, "tool": 0.2}  # share of each solution format
+format_mix = {"cot": 0.75, "program": 0.25}  # share of each solution format (program = under the CoT prompt)
 steps = 300
 batch_size = 32
 lr = 3e-3
 warmup = 20
 max_len = 192
 backend = "ours"  # "ours" = training.train_lm; "trl" = TRL SFTTrainer (gpu)
-eval_every = 50  # greedy CoT accuracy on eval_items test problems during training (0 = off)
-eval_items = 100
-n_test = 200  # toy test items for the final evaluation (in-distribution)
-n_test_ood = 100  # toy_ood items
+eval_every = 100  # greedy accuracy on eval_items validation problems during training (0 = off)
+eval_items = 200
+n_val = 300  # toy validation items (choices of steps / lr / mix are made on these)
+n_test = 500  # toy test items for the final evaluation (in-distribution)
+n_test_ood = 500  # toy_ood items
 max_new_tokens = 96
 eval_batch_size = 64
-k_samples = 16  # samples per item for Maj@K / Pass@K
+k_samples = 16  # samples per item for Maj@K / Pass@K (0 = skip; the toy profiles let 06 do it in parallel)
 n_k_items = 100  # items for Maj@K / Pass@K
+n_mix_items = 100  # toy: validation items x mix_samples samples to measure the behaviour mix
+mix_samples = 8
 temperature = 0.7
 gen_backend = "hf"  # "hf" or "vllm" (gpu)
 
@@ -80,7 +91,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import torch
 
-from dsm_utils import benchmarks, evaluation, models, problems, repo_path, sft, tracking, training
+from dsm_utils import benchmarks, evaluation, models, problems, repo_path, rl, sft, tracking, training
 from dsm_utils.generation import HFGenerator, SamplingConfig
 from dsm_utils.tokenizer import default_tokenizer, load_tokenizer
 
@@ -115,7 +126,7 @@ else:
 dtype = torch.bfloat16 if (dev == "cuda" and not models.is_toy_name(init_src)) else None
 model = models.load_model(init_src, tok, dtype=dtype, seed=seed).to(dev)
 summary = models.model_summary(model)
-print(init_src, summary)
+print(f"{init_src}: {summary['params_m']} M parameters, {summary['layers']} layers, hidden {summary['hidden']}")
 
 # %% [markdown]
 # ## The instruction-tuning data in three formats
@@ -146,21 +157,22 @@ display(fmt_counts.to_frame())
 for f in sft.FORMATS:
     ex = next((r for r in records if r.fmt == f), None)
     if ex is not None:
-        print(f"──── {f} ────\n{ex.prompt}{ex.completion}\n")
+        print(f"──── {f} ────\n{ex.prompt}{ex.completion}")
 
 # %% [markdown]
 # **Loss on the answer only.** Below, one tool-integrated example token by token: `·` marks tokens with
 # label −100 (prompt, and the interpreter's output), the rest are trained.
 
 # %%
-ex = next((r for r in records if r.fmt == "tool"), records[0])
+ex = next((r for r in records if r.fmt == "tool"), next((r for r in records if r.fmt == "program"), records[0]))
 ids, labels = sft.encode_record(tok, ex, max_len=10_000)
 shown = "".join((tok.decode([i]) if l != training.IGNORE_INDEX else "·") for i, l in zip(ids, labels))
 print(shown)
 n_trained = sum(l != training.IGNORE_INDEX for l in labels)
 print(f"\n{n_trained} of {len(ids)} tokens carry loss")
 lens = pd.Series([len(sft.encode_record(tok, r, 100_000)[0]) for r in records[:2000]])
-print("tokens per example:", lens.describe()[["mean", "50%", "max"]].round(1).to_dict(), "· max_len", max_len)
+d_ = lens.describe()
+print(f"tokens per example: mean {d_['mean']:.1f}, median {d_['50%']:.0f}, max {d_['max']:.0f} · max_len {max_len}")
 
 # %% [markdown]
 # ## Training
@@ -170,22 +182,29 @@ print("tokens per example:", lens.describe()[["mean", "50%", "max"]].round(1).to
 # notebook wants to show. The `gpu` profile may switch to `SFTTrainer` with `backend="trl"` (same records,
 # prompt/completion format so TRL masks the prompt too).
 #
-# During training the greedy CoT accuracy on `eval_items` held-out toy test problems is tracked.
+# During training the greedy accuracy on `eval_items` validation problems is tracked (toy: the rule checker,
+# whichever behaviour the model picks; real data: GSM8K test items, CoT).
 
 # %%
 test_name, ood_name = ("toy", "toy_ood") if data == "toy" else ("gsm8k", "math")
-test_items = benchmarks.load_benchmark(test_name, limit=n_test, data_dir=data_dir or None)
-ood_items = benchmarks.load_benchmark(ood_name, limit=n_test_ood, data_dir=data_dir or None)
+if data == "toy":
+    val_probs, test_probs, ood_probs = (rl.split_problems(n, k) for n, k in
+                                        (("val", n_val), ("test", n_test), ("ood", n_test_ood)))
+else:
+    test_items = benchmarks.load_benchmark(test_name, limit=n_test, data_dir=data_dir or None)
+    ood_items = benchmarks.load_benchmark(ood_name, limit=n_test_ood, data_dir=data_dir or None)
 
 
 def make_generator(m):
     return HFGenerator(m, tok, batch_size=eval_batch_size, device=dev)
 
 
-def quick_accuracy(m, items, n=None) -> float:
-    """Greedy zero-shot CoT accuracy (the RL notebooks' test metric)."""
-    res = evaluation.evaluate(make_generator(m), items[:n] if n else items, "zero_shot_cot",
-                              max_new_tokens=max_new_tokens, progress=False)
+def quick_accuracy(m, n=None) -> float:
+    """Greedy accuracy during training: toy = `rl.toy_eval` on validation items; real = CoT on test items."""
+    if data == "toy":
+        return rl.toy_eval(m, tok, val_probs[:n], max_new_tokens=max_new_tokens)["acc"]
+    res = evaluation.evaluate(make_generator(m), test_items[:n], "zero_shot_cot", max_new_tokens=max_new_tokens,
+                              progress=False)
     return res.metrics["accuracy"]
 
 
@@ -194,9 +213,8 @@ curve = []
 
 def on_step(step: int, loss: float) -> None:
     if eval_every and (step % eval_every == 0 or step == steps):
-        acc = quick_accuracy(model, test_items, eval_items)
+        acc = quick_accuracy(model, eval_items)
         curve.append({"step": step, "accuracy": acc})
-        print(f"step {step}: loss {loss:.3f}, greedy CoT accuracy {acc:.3f}")
         model.train()
 
 
@@ -230,12 +248,12 @@ axes[0].set(xlabel="step", ylabel="train loss (answer tokens)", title="SFT loss"
 if curve:
     cdf = pd.DataFrame(curve)
     axes[1].plot(cdf["step"], cdf["accuracy"], marker="o")
-axes[1].set(xlabel="step", ylabel="greedy CoT accuracy", title=f"toy test ({eval_items} items)", ylim=(0, 1))
+axes[1].set(xlabel="step", ylabel="greedy accuracy", title=f"validation ({eval_items} items)", ylim=(0, 1))
 fig.tight_layout()
 run.savefig(fig, "sft_curves.png")
 plt.show()
 run.log(steps=steps, train_seconds=round(train_s, 1), model=summary, init_from=init_src,
-        n_examples=len(records), format_counts=fmt_counts.to_dict(), loss_curve=history, accuracy_curve=curve)
+        n_examples=len(records), format_counts=fmt_counts.to_dict(), loss_curve=history, accuracy_curve=curve);
 
 # %% [markdown]
 # ## The instruct checkpoint
@@ -243,70 +261,81 @@ run.log(steps=steps, train_seconds=round(train_s, 1), model=summary, init_from=i
 
 # %%
 ckpt = training.save_checkpoint(run.path("checkpoint"), model, tok, state={"step": steps, "notebook": "05_sft"})
-print("saved", ckpt)
+print(f"saved {ckpt.relative_to(repo_path('.')) if ckpt.is_relative_to(repo_path('.')) else ckpt}")
 
 # %% [markdown]
 # ## Evaluation
-# Greedy accuracy in each format (the paper's Table 5 reports the instruct model with CoT and with tool use);
-# PoT programs and tool calls run in the sandbox. Then Maj@K and Pass@K from `k_samples` samples at
-# temperature `temperature` — the SFT baseline of Figure 7 that 07 compares the RL model against.
+# **Toy:** greedy decoding under the one prompt, graded by the rule checker (`rl.toy_eval`: the boxed answer of
+# CoT, the printed value of a program) on the validation, test and OOD splits — the grader and items 06/07 use
+# for the RL models, so SFT and RL numbers are measured the same way. Then the behaviour mix: `mix_samples`
+# samples at temperature `temperature` on `n_mix_items` validation items, with each behaviour's accuracy.
+# **Real data:** greedy CoT with `evaluation.evaluate`.
 
 # %%
-if gen_backend == "vllm":
-    from dsm_utils.generation import VLLMGenerator
-
-    del model
-    torch.cuda.empty_cache()
-    gen = VLLMGenerator(str(ckpt))
-else:
-    gen = make_generator(model)
-
 rows, greedy = [], {}
-for fmt in (sft.FORMATS if data == "toy" else ("cot",)):
+if data == "toy":
+    model.eval()
+    for name, probs in (("val", val_probs), ("test", test_probs), ("ood", ood_probs)):
+        e = rl.toy_eval(model, tok, probs, max_new_tokens=rl.split_tokens(name, max_new_tokens))
+        rows.append({"split": name, "items": len(probs), "greedy accuracy": e["acc"],
+                     "program share": e["program_share"]})
+        greedy[name] = e["acc"]
+    display(pd.DataFrame(rows).set_index("split").round(3))
+    mix_probs = val_probs[:n_mix_items]
+    ids = rl.sample(model, tok, [problems.chat_prompt(p.question) for p in mix_probs], n=mix_samples,
+                    max_new_tokens=max_new_tokens, temperature=temperature, seed=seed)
+    texts = tok.batch_decode(ids, skip_special_tokens=True)
+    mix = pd.DataFrame({"behaviour": [problems.behaviour(t) for t in texts],
+                        "correct": [problems.check_solution(t, p).correct
+                                    for t, p in zip(texts, [p for p in mix_probs for _ in range(mix_samples)])]})
+    mix_table = mix.groupby("behaviour")["correct"].agg(["count", "mean"]).rename(
+        columns={"count": "samples", "mean": "accuracy"})
+    mix_table["share"] = mix_table["samples"] / len(mix)
+    display(mix_table.round(3))
+    run.log(greedy=greedy, greedy_table=rows, greedy_test_acc=greedy["test"], greedy_ood_acc=greedy["ood"],
+            greedy_cot_accuracy=greedy["test"],  # the one (CoT) prompt, whichever behaviour the model picks
+            greedy_val_acc=greedy["val"], behaviour_mix=mix_table.reset_index().to_dict(orient="records"),
+            n_test=n_test, n_test_ood=n_test_ood);
+else:
+    if gen_backend == "vllm":
+        from dsm_utils.generation import VLLMGenerator
+
+        gen = VLLMGenerator(str(ckpt))
+    else:
+        gen = make_generator(model)
     for name, items in ((test_name, test_items), (ood_name, ood_items)):
-        res = evaluation.evaluate(gen, items, sft.EVAL_MODES[fmt], max_new_tokens=max_new_tokens,
-                                  progress=False)
-        m = res.metrics
-        rows.append({"format": fmt, "benchmark": name, "accuracy": m["accuracy"], "items": m["n_items"],
-                     "no_answer": m["n_no_answer"], "sandbox_errors": m["n_sandbox_errors"]})
-        greedy[f"{fmt}_{name}"] = m["accuracy"]
-        if fmt == "cot" and name == test_name:
-            sample_rec = res.records
-greedy_df = pd.DataFrame(rows)
-display(greedy_df.pivot(index="format", columns="benchmark", values="accuracy").round(3))
-display(sample_rec[["reference", "completion", "correct"]].head(5))
-if "level" in sample_rec and sample_rec["level"].notna().any():
-    display(sample_rec.groupby("level")["correct"].agg(["mean", "count"]).rename(
-        columns={"mean": "accuracy"}).rename_axis("steps in the problem"))
-run.log(greedy=greedy, greedy_table=rows, greedy_cot_accuracy=greedy.get(f"cot_{test_name}"),
-        greedy_pot_accuracy=greedy.get(f"pot_{test_name}"), greedy_tool_accuracy=greedy.get(f"tool_{test_name}"))
+        res = evaluation.evaluate(gen, items, "zero_shot_cot", max_new_tokens=max_new_tokens, progress=False)
+        rows.append({"benchmark": name, "accuracy": res.metrics["accuracy"], "items": res.metrics["n_items"]})
+        greedy[name] = res.metrics["accuracy"]
+    display(pd.DataFrame(rows).set_index("benchmark").round(3))
+    run.log(greedy=greedy, greedy_table=rows, greedy_test_acc=greedy[test_name]);
+
+# %% [markdown]
+# Maj@K and Pass@K of the SFT model (`k_samples` > 1; the toy profiles leave this to 06, which runs it in
+# parallel with the RL seeds on the same 500 test items and renders it in 07's Figure 7).
 
 # %%
-kres = evaluation.evaluate(gen, test_items[:n_k_items], "zero_shot_cot", n_samples=k_samples,
-                           temperature=temperature, max_new_tokens=max_new_tokens, seed=seed,
-                           k_values=[1, 2, 4, 8, 16], progress=True)
-maj, pas = kres.metrics["maj_curve"], kres.metrics["pass_curve"]
-kdf = pd.DataFrame({"K": list(maj), "Maj@K": list(maj.values()), "Pass@K": [pas[k] for k in maj]})
-display(kdf.set_index("K").round(3).T)
-fig, ax = plt.subplots(figsize=(5, 3.5))
-ax.plot(kdf["K"], kdf["Maj@K"], marker="o", label="Maj@K")
-ax.plot(kdf["K"], kdf["Pass@K"], marker="s", label="Pass@K")
-ax.set(xscale="log", xlabel="K (samples)", ylabel="accuracy", title=f"SFT model, {test_name} test, T={temperature}")
-ax.set_xticks(kdf["K"].tolist(), [str(k) for k in kdf["K"]])
-ax.legend()
-run.savefig(fig, "maj_pass_at_k.png")
-plt.show()
-run.log(maj_at_k={str(k): v for k, v in maj.items()}, pass_at_k={str(k): v for k, v in pas.items()},
-        k_samples=k_samples, temperature=temperature, sample_accuracy=kres.metrics["sample_accuracy"],
-        total_seconds=round(time.time() - t_start, 1))
+maj = pas = None
+if k_samples > 1 and data == "toy":
+    kr = rl.toy_eval(model, tok, test_probs[:n_k_items], n=k_samples, temperature=temperature,
+                     max_new_tokens=max_new_tokens, seed=seed, ks=[k for k in (1, 2, 4, 8, 16, 32, 64) if k <= k_samples])
+    maj, pas = kr["maj"], kr["pass"]
+elif k_samples > 1:
+    kres = evaluation.evaluate(make_generator(model), test_items[:n_k_items], "zero_shot_cot", n_samples=k_samples,
+                               temperature=temperature, max_new_tokens=max_new_tokens, seed=seed, progress=True)
+    maj, pas = kres.metrics["maj_curve"], kres.metrics["pass_curve"]
+if maj:
+    kdf = pd.DataFrame({"K": list(maj), "Maj@K": list(maj.values()), "Pass@K": [pas[k] for k in maj]})
+    display(kdf.set_index("K").round(3).T)
+    run.log(maj_at_k={str(k): v for k, v in maj.items()}, pass_at_k={str(k): v for k, v in pas.items()},
+            k_samples=k_samples, temperature=temperature);
+run.log(total_seconds=round(time.time() - t_start, 1));
 
 # %% [markdown]
 # ## Summary
-# The numbers the later notebooks and the final tables read from `metrics.json`: greedy accuracy per format,
-# Maj@K / Pass@K of the SFT model, the training curve, the step count and the parameters.
+# The numbers the later notebooks and the final tables read from `metrics.json` (`greedy`, `greedy_test_acc`,
+# `behaviour_mix`, the training curve); the checkpoint is `runs/<profile>/05_sft/checkpoint`.
 
 # %%
 pd.Series({"params (M)": summary["params_m"], "steps": steps, "train s": round(train_s),
-           "greedy CoT (test)": greedy.get(f"cot_{test_name}"), "greedy PoT (test)": greedy.get(f"pot_{test_name}"),
-           "greedy tool (test)": greedy.get(f"tool_{test_name}"), "greedy CoT (OOD)": greedy.get(f"cot_{ood_name}"),
-           f"Maj@{k_samples}": maj[k_samples], f"Pass@{k_samples}": pas[k_samples]}).to_frame("value")
+           **{f"greedy ({k})": round(v, 3) for k, v in greedy.items()}}).to_frame("value")

@@ -40,70 +40,96 @@
 # and each token gets the sum of the normalised rewards of the steps that end at or after it:
 # $\hat A_{i,t} = \sum_{index(j)\ge t}\tilde r_i^{index(j)}$.
 #
-# **Iterative RL** (§4.1.4): "the old reward model may not be sufficient to supervise the current policy
-# model. […] In iterative GRPO, we generate new training sets for the reward model based on the sampling
-# results from the policy model and continually train the old reward model using a replay mechanism that
-# incorporates 10% of historical data. Then, we set the reference model as the policy model, and
-# continually train the policy model with the new reward model."
+# **Iterative RL** (§4.1.4, paraphrased): as the policy improves, the old reward model may no longer supervise it
+# well; iterative GRPO builds new reward-model training data from the policy's samples, continues training the
+# reward model with a replay of 10 % of the historical data, sets the reference model to the current policy and
+# continues GRPO (Figure 6 shows two iterations with DeepSeekMath-Instruct 7B).
 #
-# > "Figure 6 | Performance of iterative reinforcement learning with DeepSeekMath-Instruct 7B on two
-# > benchmarks."
-#
-# **Toy world.** The rule reward is the step checker of `dsm_utils.problems` (per outcome: the boxed answer;
-# per step: each equation line); the learned ORM/PRM are scalar-head models initialised from the SFT model
-# and trained on the checker's labels of SFT samples, like the paper's Math-Shepherd-style data. The
-# policy starts from the instruct checkpoint of 05.
+# **Toy world: which choices and why.** A 1 M-parameter model that only does chain-of-thought gains almost
+# nothing from GRPO on 2 cores (an earlier version of this notebook: SFT 0.18–0.29, GRPO 0.14–0.27). Following
+# Zhao et al. 2025 ("Echo Chamber", arXiv 2504.07912), 05 now trains the instruct model on **two behaviours
+# under one prompt**: chain-of-thought with mental arithmetic (75 % of the SFT data; error-prone for a tiny
+# model) and a short program whose printed value is the answer (25 %; run by `problems.run_program`, a
+# restricted evaluator of the toy's straight-line programs that stands in for the sandbox). Greedy decoding of
+# the SFT model picks CoT; sampling picks a program about a quarter of the time, and programs are right several
+# times as often. Reward (the rule checker, per outcome: the boxed or printed answer; per step: each
+# equation or assignment line) lets GRPO learn which behaviour pays — the mechanism the paper's §5.2.2 reads
+# off Figure 7 (RL boosts answers already in the model's top-K). Learning rate, steps and questions per
+# step were chosen on the **validation** split (`toyval`, see `params/cpu/06_grpo.yaml`; the temperature 0.7
+# is the earlier toy's); the test split (`toyeval`, 500
+# items) and the OOD split (`toyood`, 500) are used only for the numbers below. Several seeds run as separate
+# single-thread processes (`rl.run_jobs`), two at a time on 2 cores. The learned ORM/PRM variants (scalar-head
+# models trained on the checker's labels of SFT samples) stay available (`variants`) but are off in the cpu
+# profile for time.
 
 # %% tags=["parameters"]
 run_dir = "runs/local/06_grpo"  # the runner sets runs/<profile>/06_grpo
 data_dir = ""  # empty = $DSM_DATA_DIR, else ./data
 seed = 0
+seeds = [0]  # RL seeds (one process each); reported numbers are means over them with 95 % intervals
+processes = 2  # worker processes for the seeds (1 = inline)
 device = "auto"
-threads = 1  # torch CPU threads (0 = leave as is)
+checkpoint_every = 5  # resume: each run checkpoints under <run>/jobs/ and a rerun reuses finished runs
+threads = 1  # torch CPU threads per process (0 = leave as is)
 sft_checkpoint = ""  # empty = this profile's 05_sft/checkpoint
 fallback_sft_steps = 200  # when no 05 checkpoint exists = a quick inline SFT (same code as 05)
 data = "toy"  # "toy" = generated problems; "real" = GSM8K train questions (backend "trl" only)
 n_questions = 2000  # RL question pool
-steps = 30  # GRPO steps per variant
+steps = 30  # GRPO steps per variant (and per iteration of iterative GRPO)
 group_size = 8  # G
-questions_per_step = 4
+questions_per_step = 8
 lr = 0.0001
 beta = 0.04
 mu = 1  # policy updates per sampling round (the paper = 1)
 max_new_tokens = 64
-temperature = 1.0
-eval_every = 10
-n_eval = 100  # toy test items (in-distribution) for the curves
-n_eval_ood = 50  # toy_ood items
-eval_max_new_tokens = 96
-eval_batch_size = 100
-variants = ["os_rule", "os_orm", "ps_rule", "ps_prm"]
-rm_questions = 128  # reward-model data = questions x samples from the SFT model
+temperature = 0.7
+eval_every = 10  # greedy accuracy on n_curve test items every eval_every steps (Figure 6 curves)
+n_curve = 200
+n_test = 500  # toy test items (in-distribution) for the reported numbers
+n_test_ood = 500  # toy_ood items
+eval_max_new_tokens = 64
+k_samples = 16  # Maj@K / Pass@K samples per test item (Figure 7, rendered in 07)
+k_temperature = 0.7
+variants = ["os_rule", "ps_rule"]  # of os_rule, ps_rule, os_orm, ps_prm
+rm_questions = 128  # reward-model data = questions x samples from the SFT model (orm/prm variants)
 rm_samples = 4
 rm_steps = 150
 rm_lr = 0.0003
-iterations = 2  # iterative GRPO (0 = skip)
-iter_steps = 15  # GRPO steps per iteration
-save_variant = "os_rule"  # which policy becomes runs/<profile>/06_grpo/checkpoint
+iterations = 2  # iterative GRPO: os_rule runs this many iterations of `steps` (0 or 1 = off)
+gain_target = 0.10  # the issue's target: GRPO greedy >= SFT + 10 points
+save_variant = "os_rule"  # the seed-0 policy (after iteration 1) becomes runs/<profile>/06_grpo/checkpoint
 backend = "ours"  # "ours" = dsm_utils.rl; "trl" = TRL GRPOTrainer for outcome supervision (gpu/cluster)
 use_vllm = False  # backend "trl" = generate with vLLM (colocate)
 
 # %%
 import copy
+import inspect
 import time
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 import torch
+from IPython.display import Markdown
 
-from dsm_utils import models, problems as P, repo_path, reward_models, rl, sft, tracking, training
+from dsm_utils import findings, models, problems as P, repo_path, rl, sft, tracking, training
 
 run = tracking.start_run(run_dir, tracking.notebook_params(globals()))
 training.seed_everything(seed)
 n_threads = training.set_threads(threads)
 dev = training.pick_device(device)
 t_start = time.time()
-print(f"run folder {run.dir} · device {dev} · {n_threads} threads · backend {backend}")
+print(f"run folder {run.dir} · device {dev} · {n_threads} threads · backend {backend} · seeds {seeds}")
+
+# %% [markdown]
+# ## Eq. 3 in code
+# The advantages and the loss the trainer minimises (the functions the tests check against TRL and by hand):
+
+# %%
+print(inspect.getsource(rl.outcome_advantages))
+
+# %%
+print(inspect.getsource(rl.grpo_loss))
 
 # %% [markdown]
 # ## The starting point: the instruct (SFT) model of 05
@@ -112,44 +138,22 @@ print(f"run folder {run.dir} · device {dev} · {n_threads} threads · backend {
 ckpt = repo_path(sft_checkpoint) if sft_checkpoint else run.sibling("05_sft") / "checkpoint"
 sft_model, tok, sft_source = sft.load_instruct_model(ckpt, seed=seed, device=dev,
                                                      fallback_steps=fallback_sft_steps)
+if not models.checkpoint_exists(ckpt):  # the worker processes load the start from disk
+    ckpt = training.save_checkpoint(run.path("sft_start"), sft_model, tok, state={"source": sft_source})
 for p in sft_model.parameters():
     p.requires_grad_(False)
-print("start:", sft_source, models.model_summary(sft_model))
-
-# %% [markdown]
-# ## Questions and the test metric
-# RL questions come from the generator's `rl` stream; the test sets are exactly `load_benchmark("toy")`
-# and `load_benchmark("toy_ood")` (streams `toyeval` / `toyood`), so no RL question is a test question.
-# The curves use greedy decoding and the rule checker's outcome.
-
-# %%
-pool = P.generate(n_questions, seed=seed, prefix="rl")
-test_probs = P.generate(n_eval, seed=0, prefix="toyeval")
-ood_probs = P.generate(n_eval_ood, seed=0, difficulty=P.OOD, prefix="toyood")
-
-
-def accuracy(model, probs) -> float:
-    return sft.greedy_accuracy(model, tok, probs, batch_size=eval_batch_size, max_new_tokens=eval_max_new_tokens)
-
-
-def eval_fn(model) -> dict:
-    return {"acc": accuracy(model, test_probs), "acc_ood": accuracy(model, ood_probs)}
-
-
-t0 = time.time()
-sft_eval = eval_fn(sft_model)
-print(f"SFT model: greedy accuracy {sft_eval['acc']:.3f} (toy), {sft_eval['acc_ood']:.3f} (OOD) "
-      f"[{time.time() - t0:.0f}s]")
-run.log(sft_source=sft_source, sft_eval=sft_eval)
+summ = models.model_summary(sft_model)
+print(f"start: {sft_source} ({summ['params_m']} M parameters)")
 
 # %% [markdown]
 # ## One GRPO step, by hand
 # One question, $G$ sampled outputs, their rewards (outcome and per step) and the advantages the trainer
 # will use. Outputs with the same reward get the same outcome advantage; if all $G$ outputs are right (or all
 # wrong) every advantage is 0 and the question teaches nothing — why GRPO needs questions of the right
-# difficulty.
+# difficulty. Note the two behaviours among the samples.
 
 # %%
+pool = P.generate(n_questions, seed=seed, prefix="rl")
 for q in pool[:16]:  # the first question whose group has both right and wrong outputs (else the last tried)
     comp = rl.sample(sft_model, tok, [P.chat_prompt(q.question)], n=group_size, max_new_tokens=max_new_tokens,
                      temperature=temperature, seed=seed)
@@ -163,11 +167,11 @@ step_ends = [rl.char_to_token_ends(tok, ids, [s.end for s in c.steps]) for ids, 
 T = max(len(c) for c in comp)
 adv_ps = rl.process_advantages([c.step_rewards for c in checks], step_ends, group_size, T)
 print(q.question, "\nreference:", q.cot.replace("\n", " | "))
-pd.set_option("display.max_colwidth", 80)
-display(pd.DataFrame({"output": [t.replace("\n", " | ") for t in texts], "reward r_i": r.tolist(),
-                      "outcome Â_i": adv_os.round(decimals=2).tolist(),
+pd.set_option("display.max_colwidth", 70)
+display(pd.DataFrame({"output": [t.replace("\n", " | ") for t in texts], "behaviour": [P.behaviour(t) for t in texts],
+                      "reward r_i": r.tolist(), "outcome Â_i": adv_os.round(decimals=2).tolist(),
                       "step rewards": [c.step_rewards for c in checks],
-                      "process Â_i,1 (first token)": adv_ps[:, 0].round(decimals=2).tolist()}))
+                      "process Â_i,1": adv_ps[:, 0].round(decimals=2).tolist()}))
 
 # %% [markdown]
 # The loss of this step (eq. 3 with $\pi_{\theta_{old}} = \pi_\theta$ since μ = 1, so the ratio is 1 and its
@@ -182,82 +186,201 @@ logp = rl.token_logprobs(policy0, batch.input_ids, batch.attention_mask, batch.c
 with torch.no_grad():
     ref_logp = rl.token_logprobs(sft_model, batch.input_ids, batch.attention_mask, batch.completion_mask)
 loss, stats = rl.grpo_loss(logp, logp.detach(), ref_logp, adv_os, batch.completion_mask, beta=beta)
-print({k: round(v, 4) for k, v in stats.items()})
+print(" · ".join(f"{k} {v:.4f}" for k, v in stats.items()))
 del policy0
 
 # %% [markdown]
-# ## Reward models (ORM and PRM)
-# "The reward model is initialized from the SFT model" (the paper's RM is trained from DeepSeekMath-Base on
-# Math-Shepherd-style data). Here: SFT samples on `rm_questions` questions of the `rm` stream, labelled by
-# the rule checker (outcome: answer right; process: each step right), then a scalar head on the SFT backbone
-# trained with binary cross-entropy. Accuracy against the rule labels on held-out samples:
-
-# %%
-need_orm = any(v.endswith("orm") for v in variants)
-need_prm = any(v.endswith("prm") for v in variants) or iterations > 0
-rm_rows = {}
-rms: dict[str, object] = {}
-rm_data: dict[str, list] = {}
-if (need_orm or need_prm) and data == "toy":
-    rm_q = P.generate(rm_questions + 32, seed=seed, prefix="rm")
-    comp = rl.sample(sft_model, tok, [P.chat_prompt(p.question) for p in rm_q], n=rm_samples,
-                     max_new_tokens=max_new_tokens, temperature=temperature, seed=seed + 1)
-    texts = tok.batch_decode(comp, skip_special_tokens=True)
-    probs_rep = [p for p in rm_q for _ in range(rm_samples)]
-    n_tr = rm_questions * rm_samples
-    for kind, name, needed in (("outcome", "ORM", need_orm), ("process", "PRM", need_prm)):
-        if not needed:
-            continue
-        ds = reward_models.build_rm_dataset(probs_rep, texts, kind=kind)
-        train_ds, held = ds[:n_tr], ds[n_tr:]
-        rm = reward_models.make_reward_model(sft_model, seed=seed)
-        for p_ in rm.parameters():
-            p_.requires_grad_(True)
-        h = reward_models.train_reward_model(rm, tok, train_ds, steps=rm_steps, lr=rm_lr, seed=seed, progress=True)
-        acc = reward_models.rm_accuracy(rm, tok, held)
-        rms[name], rm_data[name] = rm, train_ds
-        rm_rows[name] = {"train rows": len(train_ds), "positive share": sum(r["label"] for r in train_ds) / len(train_ds),
-                         "final loss": h[-1]["loss"] if h else None, **{k: round(v, 3) for k, v in acc.items()}}
-    display(pd.DataFrame(rm_rows).T)
-run.log(reward_models=rm_rows)
-
-# %% [markdown]
-# ## GRPO runs
-# Same start, same questions (a (seed, step) RNG picks them), same sample budget
-# (`questions_per_step` × G per step) for each variant:
+# ## GRPO runs: every variant × seed, two processes at a time
+# Same start, same question stream, same sample budget (`questions_per_step` × G per step) for each variant:
 #
 # | variant | supervision | reward |
 # |---|---|---|
-# | OS rule | outcome | step checker's answer check |
-# | OS ORM | outcome | learned outcome RM, P(correct) |
-# | PS rule | process | step checker, per equation line |
-# | PS PRM | process | learned process RM, P(step correct) |
+# | `os_rule` | outcome | the rule checker's answer check; with `iterations` = 2 it continues as **iterative GRPO** (π_ref ← π_θ, new questions and samples) |
+# | `ps_rule` | process | the rule checker, per equation / assignment line |
+# | `os_orm`, `ps_prm` | outcome / process | a learned reward model trained on the checker's labels of SFT samples |
+#
+# The SFT model itself is one more job: its greedy accuracy and its Maj@K / Pass@K on the same test items.
+# The test metric is greedy decoding graded by the rule checker (`rl.toy_eval`) — the same grader for SFT and
+# RL, on the same items.
 
 # %%
-VARIANTS = {"os_rule": ("outcome", "rule", None), "os_orm": ("outcome", "model", "ORM"),
-            "ps_rule": ("process", "rule", None), "ps_prm": ("process", "model", "PRM")}
-LABELS = {"os_rule": "GRPO+OS (rule)", "os_orm": "GRPO+OS (ORM)", "ps_rule": "GRPO+PS (rule)",
-          "ps_prm": "GRPO+PS (PRM)", "iterative": "iterative GRPO+PS (PRM)"}
+VARIANTS = {"os_rule": ("outcome", "rule"), "os_orm": ("outcome", "model"), "ps_rule": ("process", "rule"),
+            "ps_prm": ("process", "model")}
+LABELS = {"sft": "SFT (start)", "os_rule": "GRPO+OS (rule)", "os_orm": "GRPO+OS (ORM)", "ps_rule": "GRPO+PS (rule)",
+          "ps_prm": "GRPO+PS (PRM)", "os_rule_iter2": "iterative GRPO+OS, iteration 2"}
+unknown = [v for v in variants if v not in VARIANTS]
+if unknown:
+    raise ValueError(f"variants: unknown {unknown}; valid: {list(VARIANTS)}")
+evals = {"test": n_test, "ood": n_test_ood}
+kspec = {"split": "test", "n_items": n_test, "n": k_samples, "temperature": k_temperature} if k_samples > 1 else None
 
 
-def make_cfg(supervision: str, reward: str, n_steps: int) -> rl.GRPOConfig:
-    return rl.GRPOConfig(group_size=group_size, questions_per_step=questions_per_step, steps=n_steps, mu=mu, lr=lr,
-                         beta=beta, max_new_tokens=max_new_tokens, temperature=temperature, supervision=supervision,
-                         reward=reward, seed=seed, eval_every=eval_every)
+def job(variant: str, s: int) -> dict:
+    sup, rew = VARIANTS[variant]
+    cfg = dict(group_size=group_size, questions_per_step=questions_per_step, steps=steps, mu=mu, lr=lr, beta=beta,
+               max_new_tokens=max_new_tokens, temperature=temperature, supervision=sup, reward=rew, seed=s,
+               eval_every=eval_every, checkpoint_every=checkpoint_every)
+    spec = dict(checkpoint=str(ckpt), method="GRPO", label=variant, cfg=cfg, n_questions=n_questions, evals=evals,
+                curve=("test", n_curve) if eval_every else None, threads=threads,
+                eval_max_new_tokens=eval_max_new_tokens,
+                rm=dict(questions=rm_questions, samples=rm_samples, steps=rm_steps, lr=rm_lr),
+                work_dir=str(run.path(f"jobs/{variant}-{s}")))
+    if variant == "os_rule":
+        spec["k"] = kspec
+        spec["iterations"] = iterations if iterations > 1 else 0
+    if variant == save_variant and s == seeds[0]:
+        spec["save_to"] = str(run.path("checkpoint"))
+    return spec
 
 
-def fresh_policy():
-    pol = copy.deepcopy(sft_model)
-    for p_ in pol.parameters():
-        p_.requires_grad_(True)
-    return pol.train()
+specs = [dict(checkpoint=str(ckpt), method="none", label="sft", cfg=dict(seed=seeds[0]), evals=evals, k=kspec,
+              threads=threads, eval_max_new_tokens=eval_max_new_tokens, work_dir=str(run.path("jobs/sft")))]
+specs += [job(v, s) for v in variants for s in seeds]
+t0 = time.time()
+results = rl.run_jobs(specs, processes=processes) if backend == "ours" and data == "toy" else []
+print(f"{len(results)} runs in {time.time() - t0:.0f}s")
+
+# %% [markdown]
+# ## Results on the test split (means over seeds)
+# Iteration 1 of `os_rule` is GRPO+OS itself (iteration 0 of `rl.iterative_grpo` is a plain GRPO run with the
+# same seed); iteration 2 continues from it with π_ref reset, new questions and new samples.
+
+# %%
+def per_seed(label: str, split: str) -> list[float]:
+    """Per-seed greedy accuracy of a variant on a split (``os_rule_iter2``: after iteration 2)."""
+    out = []
+    for r in results:
+        if label == "os_rule" and r["label"] == "os_rule" and iterations > 1:
+            out.append(next(h["iteration_eval"] for h in r["history"] if "iteration_eval" in h)[split]["acc"])
+        elif label == "os_rule_iter2" and r["label"] == "os_rule" and iterations > 1:
+            out.append(r["final"][split]["acc"])
+        elif r["label"] == label and not (label == "os_rule_iter2"):
+            out.append(r["final"][split]["acc"])
+    return out
 
 
+def program_share(label: str) -> list[float]:
+    vals = []
+    for r in results:
+        if r["label"] == label.replace("_iter2", ""):
+            it = [h["iteration_eval"] for h in r["history"] if "iteration_eval" in h]
+            f = it[0] if (it and label == "os_rule") else r["final"]
+            vals.append(f["test"]["program_share"])
+    return vals
+
+
+labels = ["sft"] + list(variants) + (["os_rule_iter2"] if "os_rule" in variants and iterations > 1 else [])
+test_acc = {lab: per_seed(lab, "test") for lab in labels} if results else {}
+ood_acc = {lab: per_seed(lab, "ood") for lab in labels} if results else {}
+shares = {lab: program_share(lab) for lab in labels} if results else {}
+n_seeds = len(seeds)
+if results:
+    sft_test, sft_ood = test_acc["sft"][0], ood_acc["sft"][0]  # greedy: one deterministic value
+    table = pd.DataFrame([{"model": LABELS[lab], "test acc": np.mean(test_acc[lab]),
+                           "± (seed sd)": np.std(test_acc[lab], ddof=1) if len(test_acc[lab]) > 1 else 0.0,
+                           "OOD acc": np.mean(ood_acc[lab]), "program share": np.mean(shares[lab]),
+                           "seeds": len(test_acc[lab])} for lab in labels]).set_index("model")
+    display(table.round(3))
+    run.log(test_acc=test_acc, ood_acc=ood_acc, program_share=shares, sft_eval={"test": sft_test, "ood": sft_ood},
+            n_test=n_test, n_test_ood=n_test_ood, seeds=seeds, labels=LABELS);
+
+# %% [markdown]
+# ## What reproduces (95 % intervals: seed spread + binomial error of the test items)
+# Verdicts are read off the interval (`dsm_utils.findings`): "reproduced" when it lies on the paper's side of
+# 0, "not reproduced" when on the other side, "within noise" otherwise. SFT is one deterministic greedy value,
+# so GRPO − SFT is paired by seed.
+
+# %%
+rows = []
+if results:
+    def sft_rep(split):
+        return [(sft_test if split == "test" else sft_ood)] * n_seeds
+
+    g = test_acc["os_rule"] if "os_rule" in test_acc else None
+    if g:
+        rows.append(findings.finding(
+            "RL (GRPO+OS, rule reward) raises greedy accuracy over the SFT model", g, sft_rep("test"), n_test,
+            paired=True, source="§4.2, Table 5",
+            detail=f"GRPO {np.mean(g):.3f} vs SFT {sft_test:.3f}, {n_seeds} seeds × {n_test} test items; "
+                   f"target ≥ +{gain_target:.2f}"))
+        rows.append(findings.finding(
+            "RL (GRPO+OS) also raises out-of-domain accuracy", ood_acc["os_rule"], sft_rep("ood"), n_test_ood,
+            paired=True, source="§4.2",
+            detail=f"GRPO {np.mean(ood_acc['os_rule']):.3f} vs SFT {sft_ood:.3f}, toy_ood ({n_test_ood} items)"))
+    if "os_rule" in test_acc and "ps_rule" in test_acc:
+        rows.append(findings.finding(
+            "GRPO with process supervision beats outcome supervision", test_acc["ps_rule"], test_acc["os_rule"],
+            n_test, paired=True, source="§5.2.2, Fig. 5",
+            detail=f"PS {np.mean(test_acc['ps_rule']):.3f} vs OS {np.mean(test_acc['os_rule']):.3f}"))
+    if "os_rule_iter2" in test_acc:
+        rows.append(findings.finding(
+            "iterative RL: iteration 2 beats iteration 1", test_acc["os_rule_iter2"], test_acc["os_rule"], n_test,
+            paired=True, source="§4.1.4, Fig. 6",
+            detail=f"iter 2 {np.mean(test_acc['os_rule_iter2']):.3f} vs iter 1 {np.mean(test_acc['os_rule']):.3f}"))
+    fdf = pd.DataFrame([f.to_dict() for f in rows])
+    display(fdf[["claim", "status", "delta", "ci", "source", "detail"]])
+    run.log(findings=[f.to_dict() for f in rows]);
+
+# %% [markdown]
+# ## Figure 6 analogue: greedy test accuracy over training steps
+# Mean over seeds on `n_curve` test items, with 95 % intervals (seed spread + binomial error); the dotted line
+# marks the start of iteration 2 (π_ref ← π_θ, new questions and samples).
+
+# %%
+def curves(label: str) -> pd.DataFrame:
+    frames = []
+    for r in results:
+        if r["label"] != label:
+            continue
+        h = pd.DataFrame(r["history"])
+        if "acc" not in h:
+            continue
+        h = h.dropna(subset=["acc"]).copy()
+        if "iteration" in h:
+            h["step"] = h["step"] + h["iteration"] * steps
+        frames.append(h[["step", "acc"]].assign(seed=r["seed"]))
+    if not frames:
+        return pd.DataFrame(columns=["step", "mean", "half"])
+    df = pd.concat(frames)
+    out = []
+    for st, grp in df.groupby("step"):
+        v = grp["acc"].tolist()
+        iv = findings.diff_interval(v, [0.0] * len(v), n_curve, paired=True)
+        out.append({"step": st, "mean": np.mean(v), "half": iv.hi - iv.delta})
+    return pd.DataFrame(out)
+
+
+curve_data = {}
+if results and eval_every:
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.axhline(sft_test, color="grey", ls="--", lw=1, label=f"SFT ({sft_test:.2f})")
+    for v in variants:
+        c = curves(v)
+        curve_data[v] = c.to_dict(orient="list")
+        if len(c):
+            ax.errorbar(c["step"], c["mean"], yerr=c["half"], marker="o", capsize=3, label=LABELS[v])
+    if "os_rule" in variants and iterations > 1:
+        ax.axvline(steps, color="grey", ls=":", lw=1)
+        ax.text(steps, 0.02, " iteration 2", fontsize=8, color="grey")
+    ax.set(xlabel="GRPO step", ylabel=f"greedy accuracy (toy test, {n_curve} items)", ylim=(0, 1),
+           title=f"Figure 6 analogue: {len(seeds)} seeds, 95 % intervals")
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    run.savefig(fig, "fig6.png")
+    plt.show()
+run.log(curves=curve_data, histories={r["label"] + f"/{r['seed']}": r["history"] for r in results},
+        k_results={f"{r['label']}/{r['seed']}": r.get("k") for r in results if r.get("k")},
+        run_seconds={f"{r['label']}/{r['seed']}": r["seconds"] for r in results});
+
+# %% [markdown]
+# ## gpu / cluster: outcome-supervised GRPO with TRL's `GRPOTrainer`
+# With `backend="trl"` the same objective runs in TRL (`loss_type="grpo"`, β, k3 KL without TRL's bias
+# correction, G = `group_size`, optional vLLM generation) on GSM8K train questions (`data="real"`) or the toy
+# questions; the policy is saved as this run's checkpoint for 08.
+
+# %%
 def run_trl(n_steps: int):
-    """Outcome-supervised GRPO with TRL's GRPOTrainer: the paper's loss (``loss_type="grpo"``, β, k3 KL without
-    TRL's bias correction), G = ``group_size``, optional vLLM generation."""
     from datasets import Dataset
-    from transformers import TrainerCallback
     from trl import GRPOConfig as TRLConfig, GRPOTrainer
 
     from dsm_utils import grading
@@ -266,23 +389,12 @@ def run_trl(n_steps: int):
         from dsm_utils import benchmarks
 
         items = benchmarks.load_benchmark("gsm8k", split="train", limit=n_questions, data_dir=data_dir or None)
-        rows = [{"prompt": P.chat_prompt(it.question), "answer": it.answer} for it in items]
+        rows_ = [{"prompt": P.chat_prompt(it.question), "answer": it.answer} for it in items]
     else:
-        rows = [{"prompt": P.chat_prompt(p.question), "answer": p.answer} for p in pool]
+        rows_ = [{"prompt": P.chat_prompt(p.question), "answer": p.answer} for p in pool]
 
     def correctness(prompts, completions, answer, **kw):
         return [1.0 if grading.grade(c, a) else 0.0 for c, a in zip(completions, answer)]
-
-    log: list[dict] = []
-
-    class Curves(TrainerCallback):
-        def on_log(self, args, state, control, logs=None, **kw):
-            if logs and "reward" in logs:
-                log.append({"step": state.global_step, "reward_mean": logs["reward"], "kl": logs.get("kl")})
-
-        def on_step_end(self, args, state, control, model=None, **kw):
-            if data == "toy" and eval_every and state.global_step % eval_every == 0 and log:
-                log[-1].update(eval_fn(model))
 
     cfg = TRLConfig(output_dir=str(run.path("trl")), loss_type="grpo", beta=beta, use_bias_correction_kl=False,
                     epsilon=0.2, num_generations=group_size, scale_rewards="group",
@@ -290,109 +402,33 @@ def run_trl(n_steps: int):
                     temperature=temperature, learning_rate=lr, max_steps=n_steps, num_iterations=mu, logging_steps=1,
                     use_vllm=use_vllm, vllm_mode="colocate", report_to=[], save_strategy="no", seed=seed,
                     bf16=dev == "cuda")
-    pol = fresh_policy()
-    trainer = GRPOTrainer(model=pol, reward_funcs=correctness, args=cfg, train_dataset=Dataset.from_list(rows),
-                          processing_class=tok, callbacks=[Curves()])
+    pol = copy.deepcopy(sft_model)
+    for p_ in pol.parameters():
+        p_.requires_grad_(True)
+    trainer = GRPOTrainer(model=pol, reward_funcs=correctness, args=cfg, train_dataset=Dataset.from_list(rows_),
+                          processing_class=tok)
     trainer.train()
-    pol.eval()
-    if data == "toy" and (not log or "acc" not in log[-1]):
-        log.append({"step": n_steps, **eval_fn(pol)})
-    return pol, log
+    log = [{"step": h["step"], "reward_mean": h["reward"], "kl": h.get("kl")} for h in trainer.state.log_history
+           if "reward" in h]
+    return pol.eval(), log
 
 
-histories: dict[str, list[dict]] = {}
-policies: dict[str, torch.nn.Module] = {}
-for v in variants:
-    sup, rew, rm_name = VARIANTS[v]
-    t0 = time.time()
-    if backend == "trl" and v == "os_rule":
-        pol, hist = run_trl(steps)
-    else:
-        pol = fresh_policy()
-        hist = rl.grpo_train(pol, sft_model, tok, pool, make_cfg(sup, rew, steps),
-                             reward_model=rms.get(rm_name), eval_fn=eval_fn)
-    histories[v] = [{"step": 0, **sft_eval}] + hist
-    policies[v] = pol
-    last = histories[v][-1]
-    print(f"{LABELS[v]}: acc {sft_eval['acc']:.3f} → {last.get('acc', float('nan')):.3f}, "
-          f"OOD {sft_eval['acc_ood']:.3f} → {last.get('acc_ood', float('nan')):.3f} [{time.time() - t0:.0f}s]")
-    run.log(histories=histories, backend=backend)
+if backend == "trl":
+    pol, trl_log = run_trl(steps)
+    training.save_checkpoint(run.path("checkpoint"), pol, tok, state={"variant": "os_rule", "notebook": "06_grpo"})
+    run.log(trl_history=trl_log);
 
 # %% [markdown]
-# ## Iterative GRPO (§4.1.4)
-# `iterations` rounds of `iter_steps` GRPO steps with process supervision from the PRM; after each round the
-# PRM is trained further on samples of the current policy plus 10 % replay of its earlier data, and the
-# reference model is reset to the current policy. Total steps = `iterations × iter_steps`.
+# ## Summary
+# `runs/<profile>/06_grpo/checkpoint` is the `save_variant` policy of the first seed (after iteration 1) for 08;
+# `metrics.json` holds per-seed test accuracies (`test_acc`, `ood_acc`), Maj@K/Pass@K samples (`k_results`),
+# the curves and the `findings` that 07 and 09 render.
 
 # %%
-if iterations > 0 and data == "toy":
-    t0 = time.time()
-    pol = fresh_policy()
-    prm_it = copy.deepcopy(rms["PRM"])
-    it_hist = rl.iterative_grpo(pol, tok, pool, make_cfg("process", "model", iter_steps), reward_model=prm_it,
-                                rm_dataset=rm_data["PRM"], iterations=iterations, rm_questions=rm_questions,
-                                rm_samples_per_question=rm_samples, rm_steps=rm_steps // 2, rm_lr=rm_lr,
-                                replay=0.1, eval_fn=eval_fn)
-    for r_ in it_hist:  # cumulative step over iterations
-        r_["step"] = r_["step"] + r_["iteration"] * iter_steps
-    histories["iterative"] = [{"step": 0, **sft_eval}] + it_hist
-    policies["iterative"] = pol
-    print(f"iterative: acc → {it_hist[-1].get('acc'):.3f} [{time.time() - t0:.0f}s]")
-    run.log(histories=histories)
-
-# %% [markdown]
-# ## Figure 6 analogue: reward, KL and test accuracy over training steps
-
-# %%
-fig, axes = plt.subplots(1, 4, figsize=(18, 3.8))
-for v, hist in histories.items():
-    df = pd.DataFrame(hist)
-    lab = LABELS.get(v, v)
-    if "correct_mean" in df:
-        d = df.dropna(subset=["correct_mean"])
-        axes[0].plot(d["step"], d["correct_mean"].rolling(3, min_periods=1).mean(), label=lab)
-    if "kl" in df:
-        d = df.dropna(subset=["kl"])
-        axes[1].plot(d["step"], d["kl"], label=lab)
-    d = df.dropna(subset=["acc"])
-    axes[2].plot(d["step"], d["acc"], marker="o", label=lab)
-    d = df.dropna(subset=["acc_ood"])
-    axes[3].plot(d["step"], d["acc_ood"], marker="o", label=lab)
-if "iterative" in histories:
-    for ax in axes:
-        for k in range(1, iterations):
-            ax.axvline(k * iter_steps, color="grey", ls=":", lw=0.8)
-axes[0].set(title="train reward (share correct, rolling 3)", xlabel="step")
-axes[1].set(title="KL(π_θ‖π_ref), k3 estimator", xlabel="step")
-axes[2].set(title=f"greedy accuracy, toy test ({n_eval})", xlabel="step")
-axes[3].set(title=f"greedy accuracy, toy OOD ({n_eval_ood})", xlabel="step")
-axes[3].legend(fontsize=8)
-fig.tight_layout()
-run.savefig(fig, "fig6_grpo_curves.png")
-plt.show()
-
-# %%
-summary = pd.DataFrame([{"variant": LABELS.get(v, v), "acc (toy)": h[-1].get("acc"),
-                         "Δ acc": h[-1].get("acc", 0) - sft_eval["acc"], "acc (OOD)": h[-1].get("acc_ood"),
-                         "Δ OOD": h[-1].get("acc_ood", 0) - sft_eval["acc_ood"],
-                         "final KL": next((r["kl"] for r in reversed(h) if r.get("kl") is not None), None),
-                         "steps": h[-1]["step"]} for v, h in histories.items()])
-summary = pd.concat([pd.DataFrame([{"variant": "SFT (start)", "acc (toy)": sft_eval["acc"], "Δ acc": 0.0,
-                                    "acc (OOD)": sft_eval["acc_ood"], "Δ OOD": 0.0, "steps": 0}]), summary])
-display(summary.set_index("variant").round(3))
-
-# %% [markdown]
-# ## The RL checkpoint
-# The `save_variant` policy is saved as `runs/<profile>/06_grpo/checkpoint` (with the tokenizer) for the
-# evaluation notebook.
-
-# %%
-final = {v: {"acc": h[-1].get("acc"), "acc_ood": h[-1].get("acc_ood")} for v, h in histories.items()}
-saved = None
-if save_variant in policies:
-    saved = training.save_checkpoint(run.path("checkpoint"), policies[save_variant], tok,
-                                     state={"variant": save_variant, "notebook": "06_grpo"})
-    print("saved", saved)
-run.log(final=final, sft_eval=sft_eval, summary=summary.to_dict(orient="records"), saved_variant=save_variant,
-        checkpoint=str(saved) if saved else None, backend=backend, steps=steps, group_size=group_size,
-        questions_per_step=questions_per_step, total_seconds=round(time.time() - t_start, 1))
+total = round(time.time() - t_start, 1)
+if results:  # means per variant, under the key 09 reads for Table 5
+    run.log(final={lab: {"acc": float(np.mean(test_acc[lab])), "acc_ood": float(np.mean(ood_acc[lab]))}
+                   for lab in labels});
+run.log(total_seconds=total, backend=backend, steps=steps, group_size=group_size,
+        questions_per_step=questions_per_step, saved_variant=save_variant);
+print(f"06 done in {total:.0f}s")

@@ -23,110 +23,98 @@
 # > components: 1) Data Source $\mathcal D$ […] 2) Reward Function $\pi_{rf}$ […] 3) Algorithm $\mathcal A$,
 # > which processes the training data and the reward signal to the gradient coefficient GC." — §5.2.1
 #
-# > "Online RFT significantly outperforms RFT […] at the later stage of training […] GRPO+OS surpasses Online
-# > RFT, since GRPO+OS can penalize the wrong responses and reinforce the correct ones with different
-# > magnitudes […] GRPO+PS shows superior performance compared to GRPO+OS" — §5.2.2, Figure 5
+# Findings of §5.2.2 (paraphrased; Figure 5 and Figure 7): online RFT beats RFT late in training, GRPO+OS beats
+# online RFT (it penalises wrong responses and reinforces correct ones with different magnitudes), GRPO+PS beats
+# GRPO+OS; and RL raises Maj@K but not Pass@K — the paper reads this as RL making the output distribution more
+# robust, boosting correct responses already in the model's top-K rather than adding fundamental capability.
 #
-# > "RL enhances Maj@K's performance but not Pass@K. These findings indicate that RL enhances the model's
-# > overall performance by rendering the output distribution more robust, in other words, it seems that the
-# > improvement is attributed to boosting the correct response from TopK rather than the enhancement of
-# > fundamental capabilities." — §5.2.2, Figure 7
-#
-# **Setting.** Every method starts from the same SFT checkpoint (05), sees the same questions in the same
-# order (a (seed, step) RNG) and the same sample budget (`questions_per_step` × G outputs per step; offline
-# methods sample them from π_sft, online ones from π_θ). Rewards are the rule checker's (the paper's GRPO
-# uses a learned RM; 06 compares rule vs learned rewards). PPO's value model is initialised from the policy.
+# **Setting.** Every method starts from the same SFT checkpoint (05: two behaviours under one prompt, CoT and
+# a short program, see 05 and 06), sees the same question stream (a (seed, step) RNG) and the same sample
+# budget (`questions_per_step` × G outputs per step; offline methods sample from π_sft, online ones from π_θ).
+# Rewards are the rule checker's. GRPO+OS / GRPO+PS and the Maj@K/Pass@K samples are taken from 06 when its
+# settings match (same seeds, steps, G, lr, ...). Each (method, seed) is one single-thread process
+# (`rl.run_jobs`), two at a time. Numbers are greedy accuracy on the 500-item test split, means over seeds,
+# with 95 % intervals (seed spread + binomial error, `dsm_utils.findings`).
 
 # %% tags=["parameters"]
 run_dir = "runs/local/07_unified_paradigm"  # the runner sets runs/<profile>/07_unified_paradigm
 data_dir = ""  # empty = $DSM_DATA_DIR, else ./data
 seed = 0
-seeds = [0]  # training seeds; mean ± std over them
+seeds = [0]  # training seeds (one process each); means and 95 % intervals over them
+processes = 2  # worker processes (1 = inline)
 device = "auto"
-threads = 1  # torch CPU threads (0 = leave as is)
+checkpoint_every = 5  # resume: each run checkpoints under <run>/jobs/ and a rerun reuses finished runs
+threads = 1  # torch CPU threads per process (0 = leave as is)
 sft_checkpoint = ""  # empty = this profile's 05_sft/checkpoint
 fallback_sft_steps = 200  # when no 05 checkpoint exists
 methods = ["RFT", "Online RFT", "GRPO+OS", "GRPO+PS", "DPO", "PPO"]
 n_questions = 2000
 steps = 30
 group_size = 8
-questions_per_step = 4
+questions_per_step = 8
 lr = 0.0001
-lr_overrides = {}  # per-method learning rates, e.g. {"DPO" = 0.00003}
+lr_overrides = {}  # per-method learning rates, e.g. {"DPO": 0.00003}
 beta = 0.04
 dpo_beta = 0.1
 max_new_tokens = 64
-temperature = 1.0
-eval_every = 10
-n_eval = 100
-n_eval_ood = 50
-eval_max_new_tokens = 96
-eval_batch_size = 100
-reuse_06 = True  # take GRPO+OS / GRPO+PS (first seed) from 06 when its settings are the same
-k_max = 16  # Figure 7 = Maj@K and Pass@K for K = 1..k_max
-n_k_items = 100
+temperature = 0.7
+eval_every = 10  # greedy accuracy on n_curve test items every eval_every steps (Figure 5)
+n_curve = 200
+n_test = 500
+n_test_ood = 500
+eval_max_new_tokens = 64
+reuse_06 = True  # take GRPO+OS / GRPO+PS and the Maj@K/Pass@K samples from 06 when its settings are the same
+k_samples = 16  # Figure 7: Maj@K and Pass@K for K = 1..k_samples
 k_temperature = 0.7
-pass_tolerance = 0.03  # "Pass@K not raised" = |Δ Pass@k_max| within this
+pass_margin = 0.05  # "Pass@K not raised" = the interval of Δ Pass@K inside ±pass_margin
+maj_target = 0.05  # the issue's target: Maj@K up by at least this
 
 # %%
-import copy
+import inspect
 import json
 import time
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import torch
 
-from dsm_utils import evaluation, benchmarks, models, problems as P, repo_path, reward_models, rl, sft, tracking, \
-    training
-from dsm_utils.generation import HFGenerator
+from dsm_utils import findings, models, repo_path, rl, sft, tracking, training
 
 run = tracking.start_run(run_dir, tracking.notebook_params(globals()))
 training.seed_everything(seed)
 n_threads = training.set_threads(threads)
 dev = training.pick_device(device)
 t_start = time.time()
-print(f"run folder {run.dir} · device {dev} · {n_threads} threads")
+print(f"run folder {run.dir} · device {dev} · {n_threads} threads · seeds {seeds}")
 
 # %% [markdown]
 # ## Table 10, from the code
-# The trainer (`rl.train`) reads these very `Method` objects (sampler, gradient-coefficient function, loss
-# kind), so the table cannot drift from what runs below.
+# The trainer (`rl.train_step`) runs, for each row, its data source, its `prepare` step, its gradient
+# coefficient and its update — the `code` column names the functions. The six gradient coefficients:
 
 # %%
 t10 = rl.table10()
 display(t10)
 
+# %%
+print("\n".join(inspect.getsource(f) for f in (rl.gc_sft, rl.gc_rft, rl.gc_online_rft)))
+
+# %%
+print("\n".join(inspect.getsource(f) for f in (rl.gc_dpo, rl.gc_ppo, rl.gc_grpo)))
+
 # %% [markdown]
-# ## Start: the SFT model, the questions, the test metric
+# ## Start: the SFT model
 
 # %%
 ckpt = repo_path(sft_checkpoint) if sft_checkpoint else run.sibling("05_sft") / "checkpoint"
-sft_model, tok, sft_source = sft.load_instruct_model(ckpt, seed=seed, device=dev,
-                                                     fallback_steps=fallback_sft_steps)
-for p_ in sft_model.parameters():
-    p_.requires_grad_(False)
-
-pool = P.generate(n_questions, seed=seed, prefix="rl")  # the same RL question stream as 06
-test_probs = P.generate(n_eval, seed=0, prefix="toyeval")  # = load_benchmark("toy")[:n_eval]
-ood_probs = P.generate(n_eval_ood, seed=0, difficulty=P.OOD, prefix="toyood")
-
-
-def accuracy(model, probs) -> float:
-    return sft.greedy_accuracy(model, tok, probs, batch_size=eval_batch_size, max_new_tokens=eval_max_new_tokens)
-
-
-def eval_fn(model) -> dict:
-    return {"acc": accuracy(model, test_probs), "acc_ood": accuracy(model, ood_probs) if ood_probs else None}
-
-
-sft_eval = eval_fn(sft_model)
-print(sft_source, "· SFT greedy accuracy", sft_eval)
-run.log(sft_source=sft_source, sft_eval=sft_eval, table10=t10.reset_index().to_dict(orient="records"))
+sft_model, tok, sft_source = sft.load_instruct_model(ckpt, seed=seed, device=dev, fallback_steps=fallback_sft_steps)
+if not models.checkpoint_exists(ckpt):  # the worker processes load the start from disk
+    ckpt = training.save_checkpoint(run.path("sft_start"), sft_model, tok, state={"source": sft_source})
+print("start:", sft_source)
+run.log(sft_source=sft_source, table10=t10.reset_index().to_dict(orient="records"));
 
 # %% [markdown]
-# ## Training every method
+# ## Training every method (or reusing 06)
 # | label | `rl.METHODS` entry | settings |
 # |---|---|---|
 # | RFT | RFT | offline samples of π_sft, GC = 1 on correct ones |
@@ -142,224 +130,202 @@ SPEC = {"RFT": ("RFT", "outcome"), "Online RFT": ("Online RFT", "outcome"), "GRP
 unknown = [m for m in methods if m not in SPEC]
 if unknown:
     raise ValueError(f"methods: unknown {unknown}; valid: {list(SPEC)}")
+evals = {"test": n_test, "ood": n_test_ood}
+kspec = {"split": "test", "n_items": n_test, "n": k_samples, "temperature": k_temperature} if k_samples > 1 else None
 
 
-def make_cfg(method: str, s: int) -> rl.RLConfig:
-    return rl.RLConfig(group_size=group_size, questions_per_step=questions_per_step, steps=steps,
-                       lr=lr_overrides.get(method, lr), beta=beta, dpo_beta=dpo_beta, max_new_tokens=max_new_tokens,
-                       temperature=temperature, supervision=SPEC[method][1], reward="rule", seed=s,
-                       eval_every=eval_every)
-
-
-def fresh_policy():
-    pol = copy.deepcopy(sft_model)
-    for p_ in pol.parameters():
-        p_.requires_grad_(True)
-    return pol.train()
-
-
-def from_06(method: str, s: int):
-    """GRPO+OS / GRPO+PS history of 06 when 06 ran the same configuration (saves two runs' time)."""
-    if not reuse_06 or method not in ("GRPO+OS", "GRPO+PS"):
+def load_06():
+    """06's per-seed results when it ran the same configuration (GRPO+OS = its os_rule after iteration 1)."""
+    if not reuse_06:
         return None
     d = run.sibling("06_grpo")
     try:
         p06, m06 = (json.loads((d / f).read_text()) for f in ("params.json", "metrics.json"))
     except (OSError, ValueError):
         return None
-    same = ["n_questions", "steps", "group_size", "questions_per_step", "lr", "beta", "mu", "max_new_tokens",
-            "temperature", "eval_every", "n_eval", "n_eval_ood", "eval_max_new_tokens", "sft_checkpoint"]
-    mine = dict(globals(), lr=lr_overrides.get(method, lr), mu=1)
-    if p06.get("seed") != s or p06.get("backend") != "ours" or any(p06.get(k) != mine.get(k) for k in same):
+    same = ["n_questions", "steps", "group_size", "questions_per_step", "lr", "beta", "max_new_tokens",
+            "temperature", "eval_every", "n_curve", "n_test", "n_test_ood", "eval_max_new_tokens", "sft_checkpoint",
+            "seeds", "k_samples", "k_temperature"]
+    mine = dict(globals())
+    if p06.get("backend") != "ours" or any(p06.get(k) != mine.get(k) for k in same) or "test_acc" not in m06:
         return None
-    key = {"GRPO+OS": "os_rule", "GRPO+PS": "ps_rule"}[method]
-    h = m06.get("histories", {}).get(key)
-    return h if h and m06.get("sft_eval") == sft_eval else None
+    return m06
 
 
-histories: dict[str, dict[int, list[dict]]] = {m: {} for m in methods}
-grpo_policy = None
-timings = {}
-for s in seeds:
-    for method in methods:
-        t0 = time.time()
-        reused = from_06(method, s)
-        if reused is not None:
-            histories[method][s] = reused
-            print(f"{method} seed {s}: taken from 06_grpo (same settings)")
-            continue
-        name, _ = SPEC[method]
-        cfg = make_cfg(method, s)
-        pol = fresh_policy()
-        kw = {}
-        if name == "PPO":
-            kw["value_model"] = reward_models.make_value_model(pol, seed=s)
-            for p_ in kw["value_model"].parameters():
-                p_.requires_grad_(True)
-        hist = rl.train(name, pol, sft_model, tok, pool, cfg, eval_fn=eval_fn, **kw)
-        histories[method][s] = [{"step": 0, **sft_eval}] + hist
-        timings[f"{method}/{s}"] = round(time.time() - t0, 1)
-        if method == "GRPO+OS" and s == seeds[0]:
-            grpo_policy = pol
-        print(f"{method} seed {s}: acc {sft_eval['acc']:.3f} → {hist[-1].get('acc'):.3f} [{time.time() - t0:.0f}s]")
-        run.log(histories=histories, timings=timings)
+m06 = load_06()
+from06 = {"GRPO+OS": "os_rule", "GRPO+PS": "ps_rule"}
+reused = [m for m in methods if m06 and from06.get(m) in m06["test_acc"]]
+
+
+def job(method: str, s: int) -> dict:
+    name, sup = SPEC[method]
+    cfg = dict(group_size=group_size, questions_per_step=questions_per_step, steps=steps,
+               lr=lr_overrides.get(method, lr), beta=beta, dpo_beta=dpo_beta, max_new_tokens=max_new_tokens,
+               temperature=temperature, supervision=sup, reward="rule", seed=s, eval_every=eval_every,
+               checkpoint_every=checkpoint_every)
+    return dict(checkpoint=str(ckpt), method=name, label=method, cfg=cfg, n_questions=n_questions, evals=evals,
+                curve=("test", n_curve) if eval_every else None, threads=threads, eval_max_new_tokens=eval_max_new_tokens,
+                k=kspec if method == "GRPO+OS" else None, work_dir=str(run.path(f"jobs/{method}-{s}")))
+
+
+specs = [job(m, s) for m in methods if m not in reused for s in seeds]
+if m06 is None:  # the SFT model's greedy accuracy and Maj@K/Pass@K
+    specs.insert(0, dict(checkpoint=str(ckpt), method="none", label="SFT", cfg=dict(seed=seeds[0]), evals=evals,
+                         k=kspec, threads=threads, eval_max_new_tokens=eval_max_new_tokens,
+                         work_dir=str(run.path("jobs/SFT"))))
+t0 = time.time()
+results = rl.run_jobs(specs, processes=processes)
+print(f"{len(specs)} runs in {time.time() - t0:.0f}s; reused from 06: {reused or 'none'}")
+
+# %% [markdown]
+# ## Per-seed test accuracy of every method
+
+# %%
+test_acc, ood_acc, curve_rows, kres = {}, {}, {}, {}
+for r in results:
+    test_acc.setdefault(r["label"], []).append(r["final"]["test"]["acc"])
+    ood_acc.setdefault(r["label"], []).append(r["final"]["ood"]["acc"])
+    curve_rows.setdefault(r["label"], []).append(
+        [{"step": h["step"], "acc": h["acc"]} for h in r["history"] if "acc" in h])
+    if r.get("k"):
+        kres.setdefault(r["label"], []).append(r["k"])
+if m06 is not None:
+    test_acc["SFT"], ood_acc["SFT"] = [m06["sft_eval"]["test"]], [m06["sft_eval"]["ood"]]
+    for m in reused:
+        v = from06[m]
+        test_acc[m], ood_acc[m] = m06["test_acc"][v], m06["ood_acc"][v]
+        curve_rows[m] = []
+        for s in seeds:
+            h = m06["histories"].get(f"{v}/{s}", [])
+            curve_rows[m].append([{"step": x["step"], "acc": x["acc"]} for x in h
+                                  if "acc" in x and x.get("iteration", 0) == 0])
+    for key, k in m06.get("k_results", {}).items():
+        lab = {"sft": "SFT", "os_rule": "GRPO+OS"}.get(key.split("/")[0])
+        if lab:
+            kres.setdefault(lab, []).append(k)
+sft_test = test_acc["SFT"][0]
+final_df = pd.DataFrame([{"method": m, "online": rl.METHODS[SPEC[m][0]].online if m in SPEC else None,
+                          "test acc": np.mean(v), "seed sd": np.std(v, ddof=1) if len(v) > 1 else 0.0,
+                          "OOD acc": np.mean(ood_acc[m]), "seeds": len(v)} for m, v in test_acc.items()])
+display(final_df.set_index("method").round(3))
+run.log(test_acc=test_acc, ood_acc=ood_acc, n_test=n_test, seeds=seeds, reused_from_06=reused);
 
 # %% [markdown]
 # ## Figure 5 analogue: test accuracy over training steps
+# Mean over seeds on `n_curve` test items; error bars are 95 % intervals (seed spread + binomial error).
 
 # %%
-def curve(method: str, key: str = "acc") -> pd.DataFrame:
-    """Mean and std over seeds of ``key`` at the evaluated steps."""
-    frames = [pd.DataFrame(h)[["step", key]].dropna().assign(seed=s) for s, h in histories[method].items()]
-    df = pd.concat(frames)
-    return df.groupby("step")[key].agg(["mean", "std", "count"]).reset_index()
-
-
 COLORS = {"RFT": "tab:gray", "Online RFT": "tab:orange", "GRPO+OS": "tab:blue", "GRPO+PS": "tab:green",
           "DPO": "tab:purple", "PPO": "tab:red"}
-fig, axes = plt.subplots(1, 2, figsize=(12, 4))
-for ax, key, title in ((axes[0], "acc", f"toy test ({n_eval})"), (axes[1], "acc_ood", f"toy OOD ({n_eval_ood})")):
-    for m in methods:
-        c = curve(m, key)
-        ax.plot(c["step"], c["mean"], marker="o", label=m, color=COLORS.get(m))
-        if len(seeds) > 1:
-            ax.fill_between(c["step"], c["mean"] - c["std"].fillna(0), c["mean"] + c["std"].fillna(0),
-                            color=COLORS.get(m), alpha=0.15)
-    ax.set(xlabel="training step", ylabel="greedy accuracy", title=title)
-axes[0].legend()
-fig.suptitle(f"Figure 5 analogue: same SFT start, same questions and sample budget (seeds {seeds})")
-fig.tight_layout()
-run.savefig(fig, "fig5_methods.png")
-plt.show()
-
-final_rows = []
+fig, ax = plt.subplots(figsize=(7, 4.2))
+ax.axhline(sft_test, color="black", ls="--", lw=1, label=f"SFT ({sft_test:.2f})")
+curve_data = {}
 for m in methods:
-    acc = [h[-1].get("acc") for h in histories[m].values()]
-    ood = [h[-1].get("acc_ood") for h in histories[m].values()]
-    final_rows.append({"method": m, "online": rl.METHODS[SPEC[m][0]].online, "acc mean": np.mean(acc),
-                       "acc std": np.std(acc) if len(acc) > 1 else None, "OOD mean": np.mean(ood),
-                       "Δ vs SFT": np.mean(acc) - sft_eval["acc"], "seeds": len(acc)})
-final_df = pd.DataFrame(final_rows).set_index("method")
-display(final_df.round(3))
-run.log(final={m: {"acc": r["acc mean"], "acc_std": r["acc std"], "acc_ood": r["OOD mean"]}
-               for m, r in zip(final_df.index, final_rows)},
-        curves={m: curve(m).to_dict(orient="list") for m in methods})
+    rows = [pd.DataFrame(c) for c in curve_rows.get(m, []) if c]
+    if not rows:
+        continue
+    df = pd.concat(rows)
+    pts = []
+    for st, grp in df.groupby("step"):
+        v = grp["acc"].tolist()
+        iv = findings.diff_interval(v, [0.0] * len(v), n_curve, paired=True)
+        pts.append((st, float(np.mean(v)), iv.hi - iv.delta))
+    xs, ys, hs = zip(*pts)
+    curve_data[m] = {"step": list(xs), "mean": list(ys), "half": list(hs)}
+    ax.errorbar(xs, ys, yerr=hs, marker="o", capsize=3, label=m, color=COLORS.get(m))
+ax.set(xlabel="training step", ylabel=f"greedy accuracy (toy test, {n_curve} items)", ylim=(0, 1),
+       title=f"Figure 5 analogue: same SFT start, questions and budget ({len(seeds)} seeds)")
+ax.legend(loc="lower right", fontsize=8)
+fig.tight_layout()
+run.savefig(fig, "fig5.png")
+plt.show()
+run.log(curves=curve_data);
 
 # %% [markdown]
-# ## Figure 7 analogue: Maj@K and Pass@K of the SFT model vs the GRPO model
-# `k_max` samples per question at temperature `k_temperature` on `n_k_items` toy test questions, graded by
-# `evaluation.evaluate` (unbiased Pass@K, Maj@K by answer vote).
+# ## Figure 7 analogue: Maj@K and Pass@K, SFT vs GRPO+OS
+# `k_samples` samples per test item at temperature `k_temperature`; unbiased Pass@K, Maj@K by answer vote
+# among the first K samples. Error bars: 95 % binomial intervals (and the seed spread of the GRPO runs).
 
 # %%
-if grpo_policy is None:  # GRPO+OS was reused from 06: its saved checkpoint is that policy
-    ck06 = run.sibling("06_grpo") / "checkpoint"
-    if models.checkpoint_exists(ck06) and json.loads((ck06 / "train_state.json").read_text()).get("variant") == "os_rule":
-        grpo_policy = models.load_model(ck06, tok).to(dev).eval()
-items = benchmarks.load_benchmark("toy", limit=n_k_items)
-kcurves = {}
-for label, m in (("SFT", sft_model), ("GRPO+OS", grpo_policy)):
-    if m is None:
-        print(f"no {label} model for the Maj@K/Pass@K comparison")
-        continue
-    res = evaluation.evaluate(HFGenerator(m, tok, batch_size=eval_batch_size, device=dev), items, "zero_shot_cot",
-                              n_samples=k_max, temperature=k_temperature, max_new_tokens=eval_max_new_tokens,
-                              seed=seed, progress=True)
-    kcurves[label] = {"maj": res.metrics["maj_curve"], "pass": res.metrics["pass_curve"]}
-fig, ax = plt.subplots(figsize=(6, 4))
-for label, c in kcurves.items():
-    ks = list(c["maj"])
-    ls = "-" if label == "GRPO+OS" else "--"
-    ax.plot(ks, [c["maj"][k] for k in ks], ls, marker="o", label=f"Maj@K {label}")
-    ax.plot(ks, [c["pass"][k] for k in ks], ls, marker="s", label=f"Pass@K {label}")
-ax.set(xscale="log", xlabel="K", ylabel="accuracy", title=f"toy test, T={k_temperature}")
-ax.legend(fontsize=8)
-run.savefig(fig, "fig7_maj_pass.png")
+def kcurve(label: str, kind: str) -> dict[int, list[float]]:
+    out: dict[int, list[float]] = {}
+    for k in kres.get(label, []):
+        for kk, v in k[kind].items():
+            out.setdefault(int(kk), []).append(v)
+    return out
+
+
+fig, ax = plt.subplots(figsize=(6.5, 4.2))
+kdata = {}
+for label, ls in (("SFT", "--"), ("GRPO+OS", "-")):
+    for kind, mk in (("maj", "o"), ("pass", "s")):
+        c = kcurve(label, kind)
+        if not c:
+            continue
+        ks = sorted(c)
+        ys = [np.mean(c[k]) for k in ks]
+        hs = [findings.diff_interval(c[k], [0.0] * len(c[k]), n_test, paired=True).binom_half if len(c[k]) == 1 else
+              findings.diff_interval(c[k], [0.0] * len(c[k]), n_test, paired=True).hi - np.mean(c[k]) for k in ks]
+        kdata[f"{kind}/{label}"] = {"K": ks, "mean": ys, "half": hs}
+        ax.errorbar(ks, ys, yerr=hs, ls=ls, marker=mk, capsize=3, label=f"{'Maj' if kind == 'maj' else 'Pass'}@K {label}")
+ax.set(xscale="log", xlabel="K (samples)", ylabel="accuracy (toy test)", ylim=(0, 1),
+       title=f"Figure 7 analogue: {n_test} test items, T={k_temperature}")
+if kdata:
+    ks = kdata[next(iter(kdata))]["K"]
+    ax.set_xticks(ks, [str(k) for k in ks])
+ax.legend(loc="lower right", fontsize=8)
+fig.tight_layout()
+run.savefig(fig, "fig7.png")
 plt.show()
-if kcurves:
-    display(pd.DataFrame({f"{kind}@K {lab}": c[kind] for lab, c in kcurves.items() for kind in ("maj", "pass")})
-            .round(3).T)
-run.log(maj_pass={lab: {kind: {str(k): v for k, v in c[kind].items()} for kind in c} for lab, c in kcurves.items()})
+run.log(maj_pass_ci=kdata,  # per curve: K, mean over seeds, 95 % half-width
+        maj_pass={lab: {kind: {str(k): float(np.mean(v)) for k, v in kcurve(lab, kind).items()}
+                        for kind in ("maj", "pass")} for lab in ("SFT", "GRPO+OS") if lab in kres});
 
 # %% [markdown]
 # ## What reproduces
-# Each finding of §5.2 compared with our toy numbers (final greedy accuracy on the toy test; mean over
-# `seeds`, ± std when several). "yes" means the sign of the paper's effect holds; a gap smaller than two
-# standard errors (the binomial error of `n_eval` test items, or the seeds' spread if larger) is flagged
-# "within noise": such a "yes" or "no" is not evidence either way.
+# Each §5.2.2 finding against our numbers: Δ = mean over seeds of (a − b) on the test split with its 95 %
+# interval; the verdict is read off the interval (`dsm_utils.findings`). Methods trained with the same seed
+# are paired by seed.
 
 # %%
-def fin(m):
-    if m not in histories or not histories[m]:
-        return None, None
-    v = [h[-1].get("acc") for h in histories[m].values()]
-    return float(np.mean(v)), (float(np.std(v)) if len(v) > 1 else None)
+rows = []
 
 
-def fmt(m):
-    mu, sd = fin(m)
-    return "—" if mu is None else (f"{mu:.3f}" if sd is None else f"{mu:.3f} ± {sd:.3f}")
+def have(*ms):
+    return all(m in test_acc for m in ms)
 
 
-def binom_se(p, n):
-    """Standard error of an accuracy p measured on n items."""
-    return float(np.sqrt(max(p * (1 - p), 1e-12) / max(n, 1)))
+def claim(text, a, b, **kw):
+    rows.append(findings.finding(text, test_acc[a], test_acc[b], n_test, paired=len(test_acc[a]) == len(test_acc[b]),
+                                 detail=f"{a} {np.mean(test_acc[a]):.3f} vs {b} {np.mean(test_acc[b]):.3f}", **kw))
 
 
-def noise_note(diff, se_diff, ok):
-    """'yes'/'no', flagged when the gap is within 2 standard errors (test items) of zero."""
-    word = "yes" if ok else "no"
-    return word + (" (within noise: |Δ| < 2 SE)" if abs(diff) < 2 * se_diff else "")
-
-
-def better(a, b, ge=False):
-    (ma, sa), (mb, sb) = fin(a), fin(b)
-    if ma is None or mb is None:
-        return "n/a"
-    if abs(ma - mb) < 1e-9:
-        return "tie" + (" (counts for ≥)" if ge else "")
-    ok = ma >= mb if ge else ma > mb
-    # noise: the seeds' spread, and the sampling error of n_eval test items (per seed, averaged over seeds)
-    se = np.sqrt(binom_se(ma, n_eval) ** 2 + binom_se(mb, n_eval) ** 2) / np.sqrt(len(seeds))
-    se = max(se, np.sqrt((sa or 0.0) ** 2 + (sb or 0.0) ** 2))
-    return noise_note(ma - mb, se, ok)
-
-
-findings = [
-    {"paper claim (§5.2.2)": "Online RFT > RFT (later in training)", "ours": f"{fmt('Online RFT')} vs {fmt('RFT')}",
-     "reproduced": better("Online RFT", "RFT")},
-    {"paper claim (§5.2.2)": "GRPO+OS > Online RFT", "ours": f"{fmt('GRPO+OS')} vs {fmt('Online RFT')}",
-     "reproduced": better("GRPO+OS", "Online RFT")},
-    {"paper claim (§5.2.2)": "GRPO+PS ≥ GRPO+OS", "ours": f"{fmt('GRPO+PS')} vs {fmt('GRPO+OS')}",
-     "reproduced": better("GRPO+PS", "GRPO+OS", ge=True)},
-    {"paper claim (§5.2.2)": "RL (GRPO) improves over the SFT model", "ours": f"{fmt('GRPO+OS')} vs {sft_eval['acc']:.3f}",
-     "reproduced": "n/a" if fin("GRPO+OS")[0] is None else noise_note(
-         fin("GRPO+OS")[0] - sft_eval["acc"], np.sqrt(2) * binom_se(sft_eval["acc"], n_eval),
-         fin("GRPO+OS")[0] > sft_eval["acc"])},
-]
-on = [m for m in methods if rl.METHODS[SPEC[m][0]].online]
-off = [m for m in methods if not rl.METHODS[SPEC[m][0]].online]
-if on and off:
-    mon, moff = np.mean([fin(m)[0] for m in on]), np.mean([fin(m)[0] for m in off])
-    findings.append({"paper claim (§5.2.2)": "online sampling beats offline (mean of methods)",
-                     "ours": f"{mon:.3f} ({', '.join(on)}) vs {moff:.3f} ({', '.join(off)})",
-                     "reproduced": noise_note(mon - moff, np.sqrt(2) * binom_se(moff, n_eval), mon > moff)})
-if "SFT" in kcurves and "GRPO+OS" in kcurves:
-    K = k_max
-    s_, g_ = kcurves["SFT"], kcurves["GRPO+OS"]
-    findings.append({"paper claim (§5.2.2)": f"RL raises Maj@K (K={K})",
-                     "ours": f"SFT {s_['maj'][K]:.3f} → GRPO {g_['maj'][K]:.3f}",
-                     "reproduced": noise_note(g_["maj"][K] - s_["maj"][K], np.sqrt(2) * binom_se(s_["maj"][K], n_k_items),
-                                              g_["maj"][K] > s_["maj"][K])})
-    dp = g_["pass"][K] - s_["pass"][K]
-    findings.append({"paper claim (§5.2.2)": f"RL does not raise Pass@K (K={K})",
-                     "ours": f"SFT {s_['pass'][K]:.3f} → GRPO {g_['pass'][K]:.3f} (Δ {dp:+.3f})",
-                     "reproduced": "yes" if dp <= pass_tolerance else "no"})
-    findings.append({"paper claim (§5.2.2)": "RL's gain is larger at K=1 than at K=max for Pass@K",
-                     "ours": f"Δ Pass@1 {g_['pass'][1] - s_['pass'][1]:+.3f}, Δ Pass@{K} {dp:+.3f}",
-                     "reproduced": noise_note(g_["pass"][1] - s_["pass"][1] - dp,
-                                              np.sqrt(2) * binom_se(s_["pass"][K], n_k_items),
-                                              g_["pass"][1] - s_["pass"][1] > dp)})
-findings_df = pd.DataFrame(findings)
-display(findings_df)
-run.log(findings=findings, seeds=seeds, steps=steps, group_size=group_size, questions_per_step=questions_per_step,
-        total_seconds=round(time.time() - t_start, 1))
+if have("Online RFT", "RFT"):
+    claim("Online RFT beats RFT", "Online RFT", "RFT", source="§5.2.2, Fig. 5")
+if have("GRPO+OS", "Online RFT"):
+    claim("GRPO+OS beats Online RFT", "GRPO+OS", "Online RFT", source="§5.2.2, Fig. 5")
+if have("GRPO+PS", "GRPO+OS"):
+    claim("GRPO+PS beats GRPO+OS", "GRPO+PS", "GRPO+OS", source="§5.2.2, Fig. 5")
+on = [m for m in methods if m in test_acc and rl.METHODS[SPEC[m][0]].online]
+off = [m for m in methods if m in test_acc and not rl.METHODS[SPEC[m][0]].online]
+if on and off:  # per seed: mean over the online methods vs mean over the offline ones
+    a = list(np.mean([test_acc[m] for m in on], axis=0))
+    b = list(np.mean([test_acc[m] for m in off], axis=0))
+    rows.append(findings.finding("online sampling beats offline sampling", a, b, n_test, paired=True,
+                                 source="§5.2.2", detail=f"{', '.join(on)} {np.mean(a):.3f} vs {', '.join(off)} "
+                                                         f"{np.mean(b):.3f}"))
+if have("GRPO+OS", "SFT"):
+    rows.append(findings.finding("RL improves over the SFT model", test_acc["GRPO+OS"], test_acc["SFT"] * len(seeds),
+                                 n_test, paired=True, source="§4.2, Table 5",
+                                 detail=f"GRPO+OS {np.mean(test_acc['GRPO+OS']):.3f} vs SFT {sft_test:.3f}"))
+K = k_samples
+if kcurve("SFT", "maj").get(K) and kcurve("GRPO+OS", "maj").get(K):  # Figure 7's three claims
+    kv = {lab: {"maj": kcurve(lab, "maj")[K], "pass": kcurve(lab, "pass")[K], "pass1": kcurve(lab, "pass")[1]}
+          for lab in ("SFT", "GRPO+OS")}
+    rows += findings.maj_pass_findings(kv["GRPO+OS"], kv["SFT"], n_test, K, margin=pass_margin)
+fdf = pd.DataFrame([f.to_dict() for f in rows])
+display(fdf[["claim", "status", "delta", "ci", "source", "detail"]] if len(fdf) else fdf)
+total = round(time.time() - t_start, 1)
+run.log(findings=[f.to_dict() for f in rows], steps=steps, group_size=group_size,
+        questions_per_step=questions_per_step, total_seconds=total);
+print(f"07 done in {total:.0f}s")

@@ -60,3 +60,16 @@ def test_bad_inputs_name_the_problem():
         F.diff_interval([0.1, 0.2], [0.1], 10, paired=True)
     with pytest.raises(ValueError, match=r"findings\[0\].status"):
         F.check_findings([{"claim": "x", "status": "yes", "delta": 0, "ci": [0, 1]}])
+
+
+def test_figure7_shape_is_reproduced_and_a_pass_at_k_collapse_is_not():
+    base = {"maj": [0.40], "pass": [0.84], "pass1": [0.25]}
+    paper_shape = {"maj": [0.58, 0.60, 0.59], "pass": [0.83, 0.84, 0.82], "pass1": [0.55, 0.57, 0.56]}
+    maj, pas, gain = F.maj_pass_findings(paper_shape, base, 500, 16)
+    assert (maj.status, gain.status) == ("reproduced", "reproduced")
+    assert pas.status != "not reproduced"  # ±5 points holds; 500 items may leave it "within noise"
+    collapse = {"maj": [0.58, 0.60, 0.59], "pass": [0.62, 0.60, 0.61], "pass1": [0.55, 0.57, 0.56]}
+    maj, pas, _ = F.maj_pass_findings(collapse, base, 500, 16)
+    assert maj.status == "reproduced" and pas.status == "not reproduced"
+    with pytest.raises(ValueError, match="pass1"):
+        F.maj_pass_findings({"maj": [0.5], "pass": [0.8]}, base, 500, 16)

@@ -324,3 +324,120 @@ def test_iterative_grpo_updates_rm_and_runs_each_iteration(tok, tiny):
                              rm_questions=2, rm_samples_per_question=2, rm_steps=2, rm_lr=1e-3, progress=False)
     assert [r["iteration"] for r in rows] == [0, 1]
     assert not torch.equal(rm.head.weight, head0)
+
+
+# ------------------------------------------------------------------------------------- learning, iterations
+
+
+def _two_answer_task(tok, tiny):
+    """A policy that answers ``\\boxed{1}`` or ``\\boxed{2}`` about equally often; only 1 is right."""
+    base = P.generate(1, seed=0)[0]
+    q = "Ada has 1 apple. How many apples does Ada have now?"
+    right = P.Problem("two-0", q, "1", "The answer is \\boxed{1}.", "", [], 1)
+    wrong = P.Problem("two-1", q, "1", "The answer is \\boxed{2}.", "", [], 1)
+    pol = copy.deepcopy(tiny)
+    rl.sft_train(pol, tok, [right, wrong], rl.RLConfig(steps=40, questions_per_step=2, lr=3e-3, seed=0),
+                 progress=False)
+    assert base is not None
+    return pol, [right] * 4
+
+
+def test_a_few_grpo_steps_raise_the_mean_reward(tok, tiny):
+    pol, pool = _two_answer_task(tok, tiny)
+    ref = copy.deepcopy(pol)
+    cfg = rl.GRPOConfig(group_size=8, questions_per_step=2, steps=12, lr=3e-3, max_new_tokens=12, seed=1, beta=0.0)
+    rows = rl.grpo_train(pol, ref, tok, pool, cfg, progress=False)
+    first, last = rows[0]["reward_mean"], sum(r["reward_mean"] for r in rows[-3:]) / 3
+    assert 0.1 < first < 0.9  # both answers are sampled at the start: the group advantages are not all 0
+    assert last > first + 0.25, [r["reward_mean"] for r in rows]
+    # greedy decoding now gives the right answer
+    ids = rl.sample(pol, tok, [P.chat_prompt(pool[0].question)], n=1, max_new_tokens=12, temperature=0)
+    assert P.outcome_reward(tok.decode(ids[0], skip_special_tokens=True), pool[0]) == 1.0
+
+
+def test_iterative_grpo_draws_new_questions_and_samples_each_iteration(tok, tiny, monkeypatch):
+    from dsm_utils import reward_models as R
+
+    seen: list[tuple] = []
+    draw, samp = rl.draw_questions, rl.sample
+
+    def spy_draw(pool, cfg, step):
+        qs = draw(pool, cfg, step)
+        seen.append(("q", step, tuple(p.id for p in qs)))
+        return qs
+
+    def spy_sample(model, tokenizer, prompts, n=1, max_new_tokens=64, temperature=1.0, seed=0):
+        seen.append(("s", seed))
+        return samp(model, tokenizer, prompts, n=n, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed)
+
+    monkeypatch.setattr(rl, "draw_questions", spy_draw)
+    monkeypatch.setattr(rl, "sample", spy_sample)
+    probs = P.generate(40, seed=8)
+    rm = R.make_reward_model(tiny, seed=1)
+    cfg = rl.GRPOConfig(group_size=2, questions_per_step=3, steps=1, max_new_tokens=6, lr=1e-3, reward="model")
+    rl.iterative_grpo(copy.deepcopy(tiny), tok, probs, cfg, reward_model=rm, iterations=2, rm_questions=2,
+                      rm_samples_per_question=2, rm_steps=1, progress=False)
+    qsets = [e[2] for e in seen if e[0] == "q"]
+    assert len(qsets) == 2 and qsets[0] != qsets[1]  # step 0 of each iteration: new questions
+    seeds = [e[1] for e in seen if e[0] == "s"]
+    assert len(seeds) == len(set(seeds))  # no sampling seed is replayed
+    assert rl.iteration_config(cfg, 0) is cfg
+
+
+def test_toy_jobs_in_worker_processes_equal_inline_runs(tok, tiny, tmp_path):
+    """rl.run_jobs: a (method, seed) per single-thread process gives exactly the inline results, in spec order."""
+    from dsm_utils import training
+
+    ck = training.save_checkpoint(tmp_path / "sft", tiny, tok)
+    specs = [dict(checkpoint=str(ck), method="GRPO", label="g", evals={"test": 3}, curve=("val", 2),
+                  cfg=dict(group_size=2, questions_per_step=2, steps=2, lr=1e-3, max_new_tokens=6, seed=s,
+                           eval_every=1), n_questions=20, eval_max_new_tokens=6) for s in (0, 1)]
+    specs.append(dict(checkpoint=str(ck), method="none", label="sft", cfg=dict(seed=0), evals={"test": 3},
+                      k={"split": "test", "n_items": 2, "n": 2, "temperature": 1.0}, eval_max_new_tokens=6))
+    inline = rl.run_jobs(specs, processes=1, progress=False)
+    pooled = rl.run_jobs(specs, processes=2, progress=False)
+    assert [r["label"] for r in pooled] == ["g", "g", "sft"] and [r["seed"] for r in pooled] == [0, 1, 0]
+    for a, b in zip(inline, pooled):
+        assert a["final"] == b["final"] and a.get("k") == b.get("k")
+        assert [h["loss"] for h in a["history"]] == pytest.approx([h["loss"] for h in b["history"]], abs=1e-6)
+    assert [len(r["history"]) for r in pooled] == [2, 2, 0] and "acc" in pooled[0]["history"][0]
+    assert set(pooled[2]["k"]["pass"]) == {1, 2}
+
+
+def test_a_killed_toy_job_resumes_to_the_uninterrupted_result(tok, tiny, tmp_path, monkeypatch):
+    from dsm_utils import training
+
+    ck = training.save_checkpoint(tmp_path / "sft", tiny, tok)
+    spec = dict(checkpoint=str(ck), method="GRPO", label="g", evals={"test": 3}, n_questions=20,
+                cfg=dict(group_size=2, questions_per_step=2, steps=4, lr=1e-3, max_new_tokens=6, seed=3,
+                         checkpoint_every=1, reward="rule"), eval_max_new_tokens=6, iterations=2)
+    full = rl.toy_job(spec)
+
+    class Killed(Exception):
+        pass
+
+    real = rl.train_step
+    calls = []
+
+    def dying(m, ctx, pool, step):
+        calls.append(step)
+        if len(calls) == 6:  # in iteration 2, after its first step was checkpointed
+            raise Killed
+        return real(m, ctx, pool, step)
+
+    monkeypatch.setattr(rl, "train_step", dying)
+    wd = tmp_path / "job"
+    with pytest.raises(Killed):
+        rl.toy_job({**spec, "work_dir": str(wd)})
+    monkeypatch.setattr(rl, "train_step", real)
+    resumed = rl.toy_job({**spec, "work_dir": str(wd)})
+    assert resumed["final"] == full["final"] and len(resumed["history"]) == 8
+    for a, b in zip(full["history"], resumed["history"]):
+        assert a["loss"] == pytest.approx(b["loss"], abs=1e-6) and a["iteration"] == b["iteration"]
+    # a finished job is not run again: its cached result comes back
+    def never(*a):
+        raise AssertionError("a finished job trained again")
+
+    monkeypatch.setattr(rl, "train_step", never)
+    again = rl.toy_job({**spec, "work_dir": str(wd)})
+    assert again["final"] == full["final"]

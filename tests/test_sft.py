@@ -123,3 +123,13 @@ def test_instruct_model_fallback_and_greedy_accuracy(tmp_path):
     again, tok2, source2 = sft.load_instruct_model(tmp_path / "ck")
     assert source2 == str(tmp_path / "ck") and models.count_parameters(again) == models.count_parameters(model)
     assert sft.greedy_accuracy(again, tok2, probs, batch_size=6, max_new_tokens=8) == acc
+
+
+def test_program_record_shares_the_cot_prompt_and_is_correct(prob):
+    r = sft.program_record(prob)
+    assert r.prompt == sft.cot_record(prob).prompt  # one prompt, two behaviours
+    chk = P.check_solution(r.completion, prob)
+    assert chk.correct and P.behaviour(r.completion) == "program"
+    recs = sft.build_records(P.generate(400, seed=1), {"cot": 0.75, "program": 0.25}, seed=0)
+    share = sum(x.fmt == "program" for x in recs) / len(recs)
+    assert 0.18 < share < 0.32 and len({x.prompt.split("\n")[-3] for x in recs}) == 1

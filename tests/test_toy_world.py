@@ -180,3 +180,29 @@ def test_sources_stdlib_and_latex(data_root):
     assert code and sum(map(len, code)) >= 50_000 and any("def " in t for t in code)
     tex = list(sources.latex_texts(max_chars=100_000))
     assert tex and any("\\begin{document}" in t for t in tex)
+
+
+def test_program_behaviour_is_run_and_checked_line_by_line():
+    p = problems.generate(1, seed=3, difficulty=problems.Difficulty(min_steps=3, max_steps=3))[0]
+    text = " " + problems.program_solution(p)
+    chk = problems.check_solution(text, p)
+    assert chk.correct and chk.answer == p.answer and len(chk.steps) == p.n_steps + 2  # start, steps, print
+    assert all(s.correct for s in chk.steps) and problems.behaviour(text) == "program"
+    assert problems.outcome_reward(text, p) == 1.0 and problems.behaviour(p.cot) == "cot"
+    lines = p.pot.split("\n")
+    var = lines[0].split(" =")[0]
+    lines[2] = f"{var} = {var} + 1000"  # the second step is wrong: that line, the later ones and the answer
+    bad = problems.check_solution("```python\n" + "\n".join(lines) + "\n```", p)
+    assert [s.correct for s in bad.steps][:2] == [True, True] and not bad.steps[2].correct and not bad.correct
+    assert problems.outcome_reward("```python\n" + "\n".join(lines) + "\n```", p) == 0.0
+
+
+def test_run_program_is_restricted_to_straight_line_arithmetic():
+    assert problems.run_program("a = 7\na = a * 3\na = a // 2\nprint(a)") == "10"
+    assert problems.run_program("a = 7\nprint(a - 9)") == "-2"
+    for src in ("import os\nprint(1)", "a = (1).__class__\nprint(a)", "for i in range(3):\n    a = i\nprint(a)",
+                "a = 5\na = a // 0\nprint(a)", "print(b)", "a = 10 ** 100\nprint(a)", "a = 2\na = a * 10000000\n"
+                "a = a * 10000000\nprint(a)", "open('x')", "a = 1 +", "a = 1\nprint(a, a)"):
+        assert problems.run_program(src) is None, src
+    # an unclosed block (the model ran out of tokens) still runs what is there
+    assert problems.extract_program("```python\na = 2\nprint(a)") == "a = 2\nprint(a)"
