@@ -54,35 +54,35 @@
 
 # %% tags=["parameters"]
 run_dir = "runs/local/05_sft"  # the runner sets runs/<profile>/05_sft
-data_dir = ""  # empty = $DSM_DATA_DIR, else ./data
+data_dir = ""  # empty: $DSM_DATA_DIR, else ./data
 seed = 0
-device = "auto"
-threads = 1  # torch CPU threads (0 = leave as is); 1 avoids oversubscription on shared cores
+device = "auto"  # one of: "auto", "cpu", "cuda", "mps"
+threads = 1  # torch CPU threads (0: leave as is); 1 avoids oversubscription on shared cores
 init_from = "llama-1m"  # toy name (from scratch), a checkpoint folder (e.g. a pre-trained toy run) or a hub id
-tokenizer_name = ""  # empty = the checkpoint's own tokenizer, or the toy tokenizer for toy names
-data = "toy"  # "toy" = generated word problems; "real" = GSM8K + MATH train solutions (CoT)
+tokenizer_name = ""  # empty: the checkpoint's own tokenizer, or the toy tokenizer for toy names
+data = "toy"  # one of: "toy", "real"; "toy": generated word problems; "real": GSM8K + MATH train solutions (CoT)
 n_train = 20000  # toy problems to generate for SFT
-max_real_examples = 0  # "real" = cap on GSM8K+MATH examples (0 = all)
-format_mix = {"cot": 0.75, "program": 0.25}  # share of each solution format (program = under the CoT prompt)
+max_real_examples = 0  # "real": cap on GSM8K+MATH examples (0: all)
+format_mix = {"cot": 0.75, "program": 0.25}  # each one of: "cot", "pot", "tool", "program"; share of each solution format (program: under the CoT prompt)
 steps = 300
 batch_size = 32
 lr = 3e-3
 warmup = 20
 max_len = 192
-backend = "ours"  # "ours" = training.train_lm; "trl" = TRL SFTTrainer (gpu)
-eval_every = 100  # greedy accuracy on eval_items validation problems during training (0 = off)
+backend = "ours"  # one of: "ours", "trl"; "ours": training.train_lm; "trl": TRL SFTTrainer (gpu)
+eval_every = 100  # greedy accuracy on eval_items validation problems during training (0: off)
 eval_items = 200
 n_val = 300  # toy validation items (choices of steps / lr / mix are made on these)
 n_test = 500  # toy test items for the final evaluation (in-distribution)
 n_test_ood = 500  # toy_ood items
 max_new_tokens = 96
 eval_batch_size = 64
-k_samples = 16  # samples per item for Maj@K / Pass@K (0 = skip; the toy profiles let 06 do it in parallel)
+k_samples = 16  # samples per item for Maj@K / Pass@K (0: skip; the toy profiles let 06 do it in parallel)
 n_k_items = 100  # items for Maj@K / Pass@K
 n_mix_items = 100  # toy: validation items x mix_samples samples to measure the behaviour mix
 mix_samples = 8
 temperature = 0.7
-gen_backend = "hf"  # "hf" or "vllm" (gpu)
+gen_backend = "hf"  # one of: "hf", "vllm"; vllm needs a GPU
 
 # %%
 import time
@@ -95,12 +95,12 @@ from dsm_utils import benchmarks, evaluation, models, problems, repo_path, rl, s
 from dsm_utils.generation import HFGenerator, SamplingConfig
 from dsm_utils.tokenizer import default_tokenizer, load_tokenizer
 
-run = tracking.start_run(run_dir, tracking.notebook_params(globals()))
+run = tracking.start_run(run_dir, tracking.notebook_params(globals()), notebook="05_sft")
 training.seed_everything(seed)
 n_threads = training.set_threads(threads)
 dev = training.pick_device(device)
 t_start = time.time()
-print(f"run folder {run.dir} · device {dev} · {n_threads} threads")
+print(f"run folder {tracking.show_path(run.dir)} · device {dev} · {n_threads} threads")
 
 # %% [markdown]
 # ## Model and tokenizer
@@ -111,7 +111,7 @@ print(f"run folder {run.dir} · device {dev} · {n_threads} threads")
 def resolve_init(name: str) -> str:
     """A sibling notebook name (``"02_pretrain"``) means its checkpoint in this profile."""
     sib = run.sibling(name) / "checkpoint"
-    return str(sib) if models.checkpoint_exists(sib) else name
+    return str(sib) if tracking.is_complete(run.sibling(name)) and models.checkpoint_exists(sib) else name
 
 
 init_src = resolve_init(init_from)
@@ -126,7 +126,7 @@ else:
 dtype = torch.bfloat16 if (dev == "cuda" and not models.is_toy_name(init_src)) else None
 model = models.load_model(init_src, tok, dtype=dtype, seed=seed).to(dev)
 summary = models.model_summary(model)
-print(f"{init_src}: {summary['params_m']} M parameters, {summary['layers']} layers, hidden {summary['hidden']}")
+print(f"{tracking.show_path(init_src) if init_src != init_from else init_src}: {summary['params_m']} M parameters, {summary['layers']} layers, hidden {summary['hidden']}")
 
 # %% [markdown]
 # ## The instruction-tuning data in three formats
@@ -257,11 +257,11 @@ run.log(steps=steps, train_seconds=round(train_s, 1), model=summary, init_from=i
 
 # %% [markdown]
 # ## The instruct checkpoint
-# Saved atomically with its tokenizer; 06 and 07 load it with `run.sibling("05_sft") / "checkpoint"`.
+# Saved atomically with its tokenizer; 06 and 07 load it with `run.require_sibling("05_sft") / "checkpoint"`.
 
 # %%
 ckpt = training.save_checkpoint(run.path("checkpoint"), model, tok, state={"step": steps, "notebook": "05_sft"})
-print(f"saved {ckpt.relative_to(repo_path('.')) if ckpt.is_relative_to(repo_path('.')) else ckpt}")
+print(f"saved {tracking.show_path(ckpt)}")
 
 # %% [markdown]
 # ## Evaluation
@@ -329,7 +329,7 @@ if maj:
     display(kdf.set_index("K").round(3).T)
     run.log(maj_at_k={str(k): v for k, v in maj.items()}, pass_at_k={str(k): v for k, v in pas.items()},
             k_samples=k_samples, temperature=temperature);
-run.log(total_seconds=round(time.time() - t_start, 1));
+run.finish(total_seconds=round(time.time() - t_start, 1))
 
 # %% [markdown]
 # ## Summary

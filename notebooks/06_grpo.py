@@ -64,23 +64,23 @@
 
 # %% tags=["parameters"]
 run_dir = "runs/local/06_grpo"  # the runner sets runs/<profile>/06_grpo
-data_dir = ""  # empty = $DSM_DATA_DIR, else ./data
+data_dir = ""  # empty: $DSM_DATA_DIR, else ./data
 seed = 0
 seeds = [0]  # RL seeds (one process each); reported numbers are means over them with 95 % intervals
-processes = 2  # worker processes for the seeds (1 = inline)
-device = "auto"
+processes = 2  # worker processes for the seeds (1: inline)
+device = "auto"  # one of: "auto", "cpu", "cuda", "mps"
 checkpoint_every = 5  # resume: each run checkpoints under <run>/jobs/ and a rerun reuses finished runs
-threads = 1  # torch CPU threads per process (0 = leave as is)
-sft_checkpoint = ""  # empty = this profile's 05_sft/checkpoint
-fallback_sft_steps = 200  # when no 05 checkpoint exists = a quick inline SFT (same code as 05)
-data = "toy"  # "toy" = generated problems; "real" = GSM8K train questions (backend "trl" only)
+threads = 1  # torch CPU threads per process (0: leave as is)
+sft_checkpoint = ""  # empty: this profile's 05_sft/checkpoint
+fallback_sft_steps = 200  # when no 05 checkpoint exists: a quick inline SFT (same code as 05)
+data = "toy"  # one of: "toy", "real"; "toy": generated problems; "real": GSM8K train questions (backend "trl" only)
 n_questions = 2000  # RL question pool
 steps = 30  # GRPO steps per variant (and per iteration of iterative GRPO)
 group_size = 8  # G
 questions_per_step = 8
 lr = 0.0001
 beta = 0.04
-mu = 1  # policy updates per sampling round (the paper = 1)
+mu = 1  # policy updates per sampling round (the paper: 1)
 max_new_tokens = 64
 temperature = 0.7
 eval_every = 10  # greedy accuracy on n_curve test items every eval_every steps (Figure 6 curves)
@@ -90,16 +90,16 @@ n_test_ood = 500  # toy_ood items
 eval_max_new_tokens = 64
 k_samples = 16  # Maj@K / Pass@K samples per test item (Figure 7, rendered in 07)
 k_temperature = 0.7
-variants = ["os_rule", "ps_rule"]  # of os_rule, ps_rule, os_orm, ps_prm
-rm_questions = 128  # reward-model data = questions x samples from the SFT model (orm/prm variants)
+variants = ["os_rule", "ps_rule"]  # each one of: "os_rule", "ps_rule", "os_orm", "ps_prm"
+rm_questions = 128  # reward-model data: questions x samples from the SFT model (orm/prm variants)
 rm_samples = 4
 rm_steps = 150
 rm_lr = 0.0003
-iterations = 2  # iterative GRPO: os_rule runs this many iterations of `steps` (0 or 1 = off)
-gain_target = 0.10  # the target: GRPO greedy >= SFT + 10 points
-save_variant = "os_rule"  # the seed-0 policy (after iteration 1) becomes runs/<profile>/06_grpo/checkpoint
-backend = "ours"  # "ours" = dsm_utils.rl; "trl" = TRL GRPOTrainer for outcome supervision (gpu/cluster)
-use_vllm = False  # backend "trl" = generate with vLLM (colocate)
+iterations = 2  # iterative GRPO: os_rule runs this many iterations of `steps` (0 or 1: off)
+gain_target = 0.10  # the target: GRPO greedy ≥ SFT + 10 points
+save_variant = "os_rule"  # one of: "os_rule", "ps_rule", "os_orm", "ps_prm"; the seed-0 policy (after iteration 1) becomes runs/<profile>/06_grpo/checkpoint
+backend = "ours"  # one of: "ours", "trl"; "ours": dsm_utils.rl; "trl": TRL GRPOTrainer for outcome supervision (gpu/cluster)
+use_vllm = False  # backend "trl": generate with vLLM (colocate)
 
 # %%
 import copy
@@ -114,12 +114,12 @@ from IPython.display import Markdown
 
 from dsm_utils import findings, models, problems as P, repo_path, rl, sft, tracking, training
 
-run = tracking.start_run(run_dir, tracking.notebook_params(globals()))
+run = tracking.start_run(run_dir, tracking.notebook_params(globals()), keep=["jobs"], notebook="06_grpo")
 training.seed_everything(seed)
 n_threads = training.set_threads(threads)
 dev = training.pick_device(device)
 t_start = time.time()
-print(f"run folder {run.dir} · device {dev} · {n_threads} threads · backend {backend} · seeds {seeds}")
+print(f"run folder {tracking.show_path(run.dir)} · device {dev} · {n_threads} threads · backend {backend} · seeds {seeds}")
 
 # %% [markdown]
 # ## Eq. 3 in code
@@ -136,6 +136,8 @@ print(inspect.getsource(rl.grpo_loss))
 
 # %%
 ckpt = repo_path(sft_checkpoint) if sft_checkpoint else run.sibling("05_sft") / "checkpoint"
+if not sft_checkpoint and not tracking.is_complete(run.sibling("05_sft")):
+    ckpt = run.path("sft_start")  # 05 did not finish (or never ran): a quick inline SFT instead of its checkpoint
 sft_model, tok, sft_source = sft.load_instruct_model(ckpt, seed=seed, device=dev,
                                                      fallback_steps=fallback_sft_steps)
 if not models.checkpoint_exists(ckpt):  # the worker processes load the start from disk
@@ -143,7 +145,7 @@ if not models.checkpoint_exists(ckpt):  # the worker processes load the start fr
 for p in sft_model.parameters():
     p.requires_grad_(False)
 summ = models.model_summary(sft_model)
-print(f"start: {sft_source} ({summ['params_m']} M parameters)")
+print(f"start: {tracking.show_path(sft_source) if models.checkpoint_exists(ckpt) else sft_source} ({summ['params_m']} M parameters)")
 
 # %% [markdown]
 # ## One GRPO step, by hand
@@ -429,6 +431,6 @@ total = round(time.time() - t_start, 1)
 if results:  # means per variant, under the key 09 reads for Table 5
     run.log(final={lab: {"acc": float(np.mean(test_acc[lab])), "acc_ood": float(np.mean(ood_acc[lab]))}
                    for lab in labels});
-run.log(total_seconds=total, backend=backend, steps=steps, group_size=group_size,
-        questions_per_step=questions_per_step, saved_variant=save_variant);
+run.finish(total_seconds=total, backend=backend, steps=steps, group_size=group_size,
+           questions_per_step=questions_per_step, saved_variant=save_variant)
 print(f"06 done in {total:.0f}s")

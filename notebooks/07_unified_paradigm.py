@@ -38,22 +38,22 @@
 
 # %% tags=["parameters"]
 run_dir = "runs/local/07_unified_paradigm"  # the runner sets runs/<profile>/07_unified_paradigm
-data_dir = ""  # empty = $DSM_DATA_DIR, else ./data
+data_dir = ""  # empty: $DSM_DATA_DIR, else ./data
 seed = 0
 seeds = [0]  # training seeds (one process each); means and 95 % intervals over them
-processes = 2  # worker processes (1 = inline)
-device = "auto"
+processes = 2  # worker processes (1: inline)
+device = "auto"  # one of: "auto", "cpu", "cuda", "mps"
 checkpoint_every = 5  # resume: each run checkpoints under <run>/jobs/ and a rerun reuses finished runs
-threads = 1  # torch CPU threads per process (0 = leave as is)
-sft_checkpoint = ""  # empty = this profile's 05_sft/checkpoint
+threads = 1  # torch CPU threads per process (0: leave as is)
+sft_checkpoint = ""  # empty: this profile's 05_sft/checkpoint
 fallback_sft_steps = 200  # when no 05 checkpoint exists
-methods = ["RFT", "Online RFT", "GRPO+OS", "GRPO+PS", "DPO", "PPO"]
+methods = ["RFT", "Online RFT", "GRPO+OS", "GRPO+PS", "DPO", "PPO"]  # each one of: "RFT", "Online RFT", "GRPO+OS", "GRPO+PS", "DPO", "PPO"
 n_questions = 2000
 steps = 30
 group_size = 8
 questions_per_step = 8
 lr = 0.0001
-lr_overrides = {}  # per-method learning rates, e.g. {"DPO": 0.00003}
+lr_overrides = {}  # each one of: "RFT", "Online RFT", "GRPO+OS", "GRPO+PS", "DPO", "PPO"; per-method learning rates, e.g. {"DPO": 0.00003}
 beta = 0.04
 dpo_beta = 0.1
 max_new_tokens = 64
@@ -64,9 +64,9 @@ n_test = 500
 n_test_ood = 500
 eval_max_new_tokens = 64
 reuse_06 = True  # take GRPO+OS / GRPO+PS and the Maj@K/Pass@K samples from 06 when its settings are the same
-k_samples = 16  # Figure 7: Maj@K and Pass@K for K = 1..k_samples
+k_samples = 16  # Figure 7: Maj@K and Pass@K for K from 1 to k_samples
 k_temperature = 0.7
-pass_margin = 0.05  # "Pass@K not raised" = the interval of Δ Pass@K inside ±pass_margin
+pass_margin = 0.05  # "Pass@K not raised": the interval of Δ Pass@K inside ±pass_margin
 maj_target = 0.05  # the issue's target: Maj@K up by at least this
 
 # %%
@@ -80,12 +80,12 @@ import pandas as pd
 
 from dsm_utils import findings, models, repo_path, rl, sft, tracking, training
 
-run = tracking.start_run(run_dir, tracking.notebook_params(globals()))
+run = tracking.start_run(run_dir, tracking.notebook_params(globals()), keep=["jobs"], notebook="07_unified_paradigm")
 training.seed_everything(seed)
 n_threads = training.set_threads(threads)
 dev = training.pick_device(device)
 t_start = time.time()
-print(f"run folder {run.dir} · device {dev} · {n_threads} threads · seeds {seeds}")
+print(f"run folder {tracking.show_path(run.dir)} · device {dev} · {n_threads} threads · seeds {seeds}")
 
 # %% [markdown]
 # ## Table 10, from the code
@@ -107,10 +107,12 @@ print("\n".join(inspect.getsource(f) for f in (rl.gc_dpo, rl.gc_ppo, rl.gc_grpo)
 
 # %%
 ckpt = repo_path(sft_checkpoint) if sft_checkpoint else run.sibling("05_sft") / "checkpoint"
+if not sft_checkpoint and not tracking.is_complete(run.sibling("05_sft")):
+    ckpt = run.path("sft_start")  # 05 did not finish (or never ran): a quick inline SFT instead of its checkpoint
 sft_model, tok, sft_source = sft.load_instruct_model(ckpt, seed=seed, device=dev, fallback_steps=fallback_sft_steps)
 if not models.checkpoint_exists(ckpt):  # the worker processes load the start from disk
     ckpt = training.save_checkpoint(run.path("sft_start"), sft_model, tok, state={"source": sft_source})
-print("start:", sft_source)
+print("start:", tracking.show_path(sft_source) if models.checkpoint_exists(ckpt) else sft_source)
 run.log(sft_source=sft_source, table10=t10.reset_index().to_dict(orient="records"));
 
 # %% [markdown]
@@ -139,6 +141,8 @@ def load_06():
     if not reuse_06:
         return None
     d = run.sibling("06_grpo")
+    if not tracking.is_complete(d):  # a failed or stopped 06 is not reused
+        return None
     try:
         p06, m06 = (json.loads((d / f).read_text()) for f in ("params.json", "metrics.json"))
     except (OSError, ValueError):
@@ -326,6 +330,6 @@ if kcurve("SFT", "maj").get(K) and kcurve("GRPO+OS", "maj").get(K):  # Figure 7'
 fdf = pd.DataFrame([f.to_dict() for f in rows])
 display(fdf[["claim", "status", "delta", "ci", "source", "detail"]] if len(fdf) else fdf)
 total = round(time.time() - t_start, 1)
-run.log(findings=[f.to_dict() for f in rows], steps=steps, group_size=group_size,
-        questions_per_step=questions_per_step, total_seconds=total);
+run.finish(findings=[f.to_dict() for f in rows], steps=steps, group_size=group_size,
+           questions_per_step=questions_per_step, total_seconds=total)
 print(f"07 done in {total:.0f}s")
