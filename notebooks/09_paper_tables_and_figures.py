@@ -141,56 +141,50 @@ for table in ("table1", "table6", "table7", "table8", "table9"):
 
 # %% [markdown]
 # ## Table 5: SFT and RL, chain-of-thought and tool-integrated (top-1, %)
-# Our rows: 08's evaluation of the SFT model of 05 and the GRPO model of 06 — the same grader on the same toy test
-# items, so the two rows differ only by the model. The paper's rows: DeepSeekMath-Instruct 7B and -RL 7B
-# (Table 5). Toy tests and the paper's benchmarks are different tasks: compare the *change* from SFT to RL, not
-# the levels.
+# Our rows: 06's greedy evaluation of the SFT model of 05 and of GRPO (outcome supervision, rule reward) — the same
+# grader (the toy's rule checker, which runs the program when the model chose to write one) on the same toy test
+# items, so the two rows differ only by the model; GRPO is the mean over 06's seeds. The paper's rows:
+# DeepSeekMath-Instruct 7B and -RL 7B (Table 5). Toy tests and the paper's benchmarks are different tasks:
+# compare the *change* from SFT to RL, not the levels.
 
 # %%
-def model_rows(metrics: dict, prefix: str) -> list[dict]:
-    return [r for r in metrics.get("evaluations", []) if str(r["model"]).startswith(prefix)]
-
-
-t5 = []
-if "08_evaluation" in runs:
-    m08 = runs["08_evaluation"]["metrics"]
-    for prefix, label in (("05_sft", "ours: SFT (05)"), ("06_grpo", "ours: GRPO (06)")):
-        for r in model_rows(m08, prefix):
-            if r["mode"] in ("zero_shot_cot", "tool") and str(r["benchmark"]).startswith("toy"):
-                t5.append({"model": label, "benchmark": r["benchmark"], "mode": r["mode"], "n": r["n_items"],
-                           "top-1 %": round(100 * r["accuracy"], 1),
-                           "95 % CI": f"{100 * r['ci_low']:.1f}–{100 * r['ci_high']:.1f}"})
+t5, delta_rows = [], []
+if "06_grpo" in runs:
+    m06, p06 = runs["06_grpo"]["metrics"], runs["06_grpo"]["params"]
+    for split, key, n in (("toy", "test_acc", p06.get("n_test")), ("toy_ood", "ood_acc", p06.get("n_test_ood"))):
+        accs = m06.get(key, {})
+        for lab, label in (("sft", "ours: SFT (05)"), ("os_rule", "ours: GRPO (06)")):
+            if accs.get(lab):
+                t5.append({"model": label, "benchmark": split, "mode": "zero_shot_cot", "n": n,
+                           "seeds": len(accs[lab]), "top-1 %": round(100 * sum(accs[lab]) / len(accs[lab]), 1)})
+        if accs.get("sft") and accs.get("os_rule"):
+            rl_, sft_ = accs["os_rule"], accs["sft"]
+            paired = len(rl_) == len(sft_)
+            iv = findings.diff_interval(rl_, sft_, n, paired=paired)
+            delta_rows.append({"rows": "ours: GRPO − SFT", "benchmark": split, "mode": "zero_shot_cot",
+                               "seeds": len(rl_), "Δ points": round(100 * iv.delta, 1),
+                               "95 % CI": f"{100 * iv.lo:.1f} to {100 * iv.hi:.1f}"})
+else:
+    print(f"06_grpo: {status('06_grpo')}; only the paper's rows")
 for pm, label in (("DeepSeekMath-Instruct 7B", "paper: DeepSeekMath-Instruct 7B"),
                   ("DeepSeekMath-RL 7B", "paper: DeepSeekMath-RL 7B")):
     for mode in ("zero_shot_cot", "tool"):
         for b, v in PAPER_RESULTS[pm][mode].items():
-            t5.append({"model": label, "benchmark": b, "mode": mode, "n": None, "top-1 %": v, "95 % CI": None})
-table5 = save_table(pd.DataFrame(t5), "table5")
-table5_wide = table5.pivot_table(index=["model", "benchmark"], columns="mode", values="top-1 %", sort=False)
-if not any(r["model"].startswith("ours") for r in t5):
-    print(f"08_evaluation ({status('08_evaluation')}) has no rows for 05_sft / 06_grpo: only the paper's rows")
-table5_wide
+            t5.append({"model": label, "benchmark": b, "mode": mode, "n": None, "seeds": None, "top-1 %": v})
+table5 = save_table(pd.DataFrame(t5).astype({"seeds": "Int64", "n": "Int64"}), "table5")
+table5.pivot_table(index=["model", "benchmark"], columns="mode", values="top-1 %", sort=False)
 
 # %% [markdown]
-# The change from SFT to RL, ours (same items, one seed each: the interval is the binomial error of the two
-# accuracies) beside the paper's (RL 7B minus Instruct 7B, Table 5):
+# The change from SFT to RL, ours (95 % interval: seed spread and binomial error of the test items) beside the
+# paper's (RL 7B minus Instruct 7B, Table 5):
 
 # %%
-delta_rows = []
-if "08_evaluation" in runs:
-    sft = {(r["benchmark"], r["mode"]): r for r in model_rows(m08, "05_sft")}
-    rl = {(r["benchmark"], r["mode"]): r for r in model_rows(m08, "06_grpo")}
-    for key in [k for k in sft if k in rl and k[1] in ("zero_shot_cot", "tool")]:
-        a, b = rl[key], sft[key]
-        iv = findings.diff_interval([a["accuracy"]], [b["accuracy"]], a["n_items"])
-        delta_rows.append({"rows": "ours: GRPO − SFT", "benchmark": key[0], "mode": key[1],
-                           "Δ points": round(100 * iv.delta, 1), "95 % CI": f"{100 * iv.lo:.1f} to {100 * iv.hi:.1f}"})
 for mode in ("zero_shot_cot", "tool"):
     for b, v in PAPER_RESULTS["DeepSeekMath-RL 7B"][mode].items():
-        delta_rows.append({"rows": "paper: RL − Instruct", "benchmark": b, "mode": mode,
+        delta_rows.append({"rows": "paper: RL − Instruct", "benchmark": b, "mode": mode, "seeds": None,
                            "Δ points": round(v - PAPER_RESULTS["DeepSeekMath-Instruct 7B"][mode][b], 1),
                            "95 % CI": None})
-save_table(pd.DataFrame(delta_rows), "table5_delta")
+save_table(pd.DataFrame(delta_rows).astype({"seeds": "Int64"}), "table5_delta")
 
 # %% [markdown]
 # ## Tables 2, 3 and 5 on the real benchmarks (from 08)
