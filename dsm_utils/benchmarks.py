@@ -19,7 +19,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable
 
-from . import problems as toy_problems
+from . import problems as _toy_gen
 from .data import DataError, data_dir as _data_dir, iter_jsonl, require
 
 __all__ = ["Item", "BENCHMARKS", "SPLITS", "CHINESE", "MULTIPLE_CHOICE", "load_benchmark", "last_boxed",
@@ -328,17 +328,30 @@ FILES: dict[tuple[str, str], tuple[str, Callable[[_Rec, int], Item], int]] = {
 # toy family
 
 
+# Distinct prefixes: the training notebooks use other prefixes, so these streams are held out.
+_TOY_STREAMS = {("toy", "test"): ("toyeval", _toy_gen.EASY), ("toy", "train"): ("toyshot", _toy_gen.EASY),
+                ("toy_ood", "test"): ("toyood", _toy_gen.OOD)}
+
+
 def _toy(name: str, split: str, limit: int | None) -> list[Item]:
     n = TOY_SIZES[(name, split)]
     n = min(n, limit) if limit is not None else n
-    # Distinct prefixes: the training notebooks use other prefixes, so these streams are held out.
-    prefix, diff = {("toy", "test"): ("toyeval", toy_problems.EASY), ("toy", "train"): ("toyshot", toy_problems.EASY),
-                    ("toy_ood", "test"): ("toyood", toy_problems.OOD)}[(name, split)]
+    prefix, diff = _TOY_STREAMS[(name, split)]
     out = []
-    for p in toy_problems.generate(n, seed=0, difficulty=diff, prefix=prefix):
+    for p in _toy_gen.generate(n, seed=0, difficulty=diff, prefix=prefix):
         out.append(Item(question=p.question, answer=p.answer, solution=p.cot, subject=None, level=p.n_steps,
                         id=p.id, benchmark=name, meta={"pot": p.pot}))
     return out
+
+
+def toy_problems(name: str, split: str = "test", limit: int | None = None) -> dict[str, _toy_gen.Problem]:
+    """The generated toy problems behind :func:`load_benchmark`'s toy items, by item id (for the rule checker)."""
+    if (name, split) not in TOY_SIZES:
+        raise ValueError(f"toy_problems: no toy split {name!r}/{split!r}; valid: {sorted(TOY_SIZES)}")
+    n = TOY_SIZES[(name, split)]
+    n = min(n, limit) if limit is not None else n
+    prefix, diff = _TOY_STREAMS[(name, split)]
+    return {p.id: p for p in _toy_gen.generate(n, seed=0, difficulty=diff, prefix=prefix)}
 
 
 # --------------------------------------------------------------------------------------------------

@@ -91,7 +91,7 @@ from tqdm.auto import tqdm
 
 from dsm_utils import benchmarks as bm
 from dsm_utils import evaluation as ev
-from dsm_utils import prompts, tracking, training
+from dsm_utils import problems, prompts, tracking, training
 from dsm_utils.generation import make_generator
 from dsm_utils.metrics import binomial_ci
 from dsm_utils.models import checkpoint_exists, is_toy_name, load_model
@@ -258,6 +258,35 @@ detail.to_csv(run.path("accuracy.csv"), index=False)
 if len(detail) > 30:
     print(f"first 30 of {len(detail)} rows; all in {tracking.show_path(run.path('accuracy.csv'))}")
 detail.head(30)
+
+# %% [markdown]
+# ## Toy world: the rule checker
+# The toy instruct models answer the chain-of-thought prompt either in words or with a short program (05 trains
+# both behaviours under one prompt; RL in 06 learns which one pays). The zero-shot CoT grader above reads the boxed
+# answer only, as DeepSeek-Math's evaluation does, so it counts a program answer as wrong. The toy's rule checker
+# (`problems.check_solution`, the RL reward) runs the program instead; 06, 07 and 09's Table 5 use it.
+
+# %%
+toy_check = []
+for label, _, _ in models:
+    safe = re.sub(r"[^\w.-]+", "_", label)
+    f = records_dir / f"{safe}__zero_shot_cot.jsonl"
+    if not f.exists():
+        continue
+    rec = pd.read_json(f, lines=True, dtype={"item_id": str})
+    for b in [b for b in ("toy", "toy_ood") if b in set(rec["benchmark"])]:
+        probs = bm.toy_problems(b, limit=limit)
+        r = rec[rec["benchmark"] == b]
+        ok = [problems.check_solution(t, probs[i]).correct for t, i in zip(r["completion"], r["item_id"])]
+        share = sum(problems.behaviour(t) == "program" for t in r["completion"]) / len(r)
+        lo, hi = binomial_ci(sum(ok), len(ok))
+        toy_check.append({"model": label, "benchmark": b, "n_items": len(ok),
+                          "boxed-answer grader %": round(100 * float(r["correct"].mean()), 1),
+                          "rule checker %": round(100 * sum(ok) / len(ok), 1),
+                          "95 % CI": f"{100 * lo:.1f}–{100 * hi:.1f}", "program answers %": round(100 * share, 1)})
+toy_check = pd.DataFrame(toy_check)
+run.log(toy_rule_checker=toy_check.to_dict(orient="records"))
+toy_check if len(toy_check) else None
 
 # %% [markdown]
 # ## Ours beside the paper
