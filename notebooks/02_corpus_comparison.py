@@ -64,6 +64,7 @@ eval_max_len = 512
 fewshot_benchmarks = ["toy"]
 fewshot_items = 20
 fewshot_max_new_tokens = 64
+fewshot_n_shot = {"cot_gsm_8_shot": 2}  # exemplars kept per DeepSeek-Math prompt file (its first 2 of 8 fit the toy models' 512 positions)
 processes = 2  # seeds in parallel, one thread each
 threads = 1
 device = "cpu"
@@ -142,7 +143,7 @@ common = dict(tokenizer=TOK, seq_len=seq_len, batch_size=batch_size, grad_accum=
               mixed_precision=mixed_precision, threads=threads, ckpt_every=ckpt_every, eval=EVAL,
               eval_max_len=eval_max_len,
               fewshot={"benchmarks": fewshot_benchmarks, "n_items": fewshot_items,
-                       "max_new_tokens": fewshot_max_new_tokens})
+                       "max_new_tokens": fewshot_max_new_tokens, "n_shot": fewshot_n_shot})
 ARMS = {"no_math": "no math (base)", "random_cc": "random CC", "seed_only": "seed only (OpenWebMath stand-in)",
         "dsm_corpus": "DSM corpus"}
 jobs, arm_jobs = [], {a: [] for a in ARMS}

@@ -63,6 +63,7 @@ eval_max_len = 512
 fewshot_benchmarks = ["toy"]
 fewshot_items = 20
 fewshot_max_new_tokens = 64
+fewshot_n_shot = {"cot_gsm_8_shot": 2}  # exemplars kept per DeepSeek-Math prompt file (its first 2 of 8 fit the toy models' 512 positions)
 processes = 2
 threads = 1
 device = "cpu"
@@ -121,7 +122,7 @@ common = dict(tokenizer=TOK, seq_len=seq_len, batch_size=batch_size, grad_accum=
               mixed_precision=mixed_precision, threads=threads, ckpt_every=ckpt_every, eval=EVAL,
               eval_max_len=eval_max_len,
               fewshot={"benchmarks": fewshot_benchmarks, "n_items": fewshot_items,
-                       "max_new_tokens": fewshot_max_new_tokens})
+                       "max_new_tokens": fewshot_max_new_tokens, "n_shot": fewshot_n_shot})
 ARMS = {"base": "base (no continual training)", "general_math": "general → math", "code_math": "code → math",
         "math_only": "math only", "code_only": "code only", "code_math_mixed": "code & math mixed"}
 jobs, arm_jobs = [], {a: [] for a in ARMS}
