@@ -132,6 +132,12 @@ def run(params: dict[str, Any], run_dir: Path, model=None, tokenizer=None) -> di
     model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=float(p["lr"]), weight_decay=float(p["weight_decay"]),
                             betas=(0.9, 0.95))
+    ds = acc.state.deepspeed_plugin
+    if ds is not None:  # DeepSpeed does accumulation and clipping itself: give it our numbers (UNTESTED: needs GPUs)
+        ds.deepspeed_config.update({"train_micro_batch_size_per_gpu": mb, "gradient_accumulation_steps": accum,
+                                    "train_batch_size": gb, "gradient_clipping": float(p["grad_clip"] or 0.0)})
+        if ds.deepspeed_config.get("bf16", {}).get("enabled") == "auto":
+            ds.deepspeed_config["bf16"]["enabled"] = acc.mixed_precision == "bf16"
     model, opt = acc.prepare(model, opt)
     batches = global_batches(len(enc), gb, int(p["seed"]))
     history: list[dict[str, Any]] = []
@@ -154,10 +160,11 @@ def run(params: dict[str, Any], run_dir: Path, model=None, tokenizer=None) -> di
                 ce = torch.nn.functional.cross_entropy(
                     logits[:, :-1].float().reshape(-1, logits.size(-1)), batch["labels"][:, 1:].reshape(-1),
                     ignore_index=IGNORE_INDEX, reduction="sum")
-                # DDP averages gradients over processes: x world makes the sum of shares / global tokens
-                acc.backward(ce / max(1, n_tokens) * world)
+                # DDP averages gradients over processes: x world makes the sum of shares / global tokens;
+                # DeepSpeed also divides by its accumulation steps, undone by x accum
+                acc.backward(ce / max(1, n_tokens) * world * (accum if ds is not None else 1))
             local_sum += ce.detach().cpu()
-        if p["grad_clip"]:
+        if p["grad_clip"] and ds is None:
             acc.clip_grad_norm_(model.parameters(), float(p["grad_clip"]))
         opt.step()
         opt.zero_grad(set_to_none=True)
