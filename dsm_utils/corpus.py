@@ -33,9 +33,10 @@ from .data import DataError, iter_jsonl
 
 try:  # datatrove is an optional extra (`pip install .[corpus]`): the pure helpers below work without it
     from datatrove.pipeline.base import PipelineStep
+    from datatrove.pipeline.dedup.minhash import MinhashDedupSignature
     from datatrove.utils.word_tokenizers import WordTokenizer
 except ImportError:  # pragma: no cover
-    PipelineStep = WordTokenizer = object  # type: ignore[assignment,misc]
+    PipelineStep = WordTokenizer = MinhashDedupSignature = object  # type: ignore[assignment,misc]
 
 MATH, NOT_MATH = "math", "not_math"
 ANNOTATION_COLUMNS = ("domain", "path_prefix", "label", "note")
@@ -377,6 +378,27 @@ class SplitWords(WordTokenizer):
         return [(0, len(text))]
 
 
+class HeadMinhashSignature(MinhashDedupSignature):
+    """datatrove's ``MinhashDedupSignature`` over the first ``max_shingles`` shingles of a page: the stock step hashes
+    every shingle of every page with SHA-1 in Python and multiplies a shingles x hashes matrix, which on the
+    mini-CC's long documentation pages (up to 200 K characters) cost more than the extraction. Near duplicates share
+    their heads; the previous in-process MinHash used the same 5,000-shingle cap."""
+
+    def __init__(self, *args, max_shingles: int = 5000, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.max_shingles = max_shingles
+
+    def get_shingles(self, text: str) -> np.ndarray:
+        from datatrove.utils.text import ngrams, simplify_text
+
+        n = self.config.n_grams
+        words = self.word_tokenizer.word_tokenize(
+            simplify_text(text[: (self.max_shingles + n) * 16], self.config.norm_config))
+        words = words[: self.max_shingles + n - 1]
+        return np.fromiter((self._hash_func(" ".join(x)) for x in ngrams(words, n)),
+                           dtype=np.uint64).reshape((-1, 1))
+
+
 def minhash_config(p: DedupParams):
     from datatrove.pipeline.dedup.minhash import MinhashConfig
 
@@ -425,7 +447,6 @@ def url_dedup_stages(extracted: str, sig_folder: str, dups_folder: str, output_f
     """(find, filter) pipelines: ``ExactFindDedups`` over the URL signatures (1 task), then ``JsonlReader`` ->
     ``ExactDedupFilter`` (first page per normalised URL kept) -> ``JsonlWriter`` -> ``MinhashDedupSignature``."""
     from datatrove.pipeline.dedup.exact_dedup import ExactDedupConfig, ExactDedupFilter, ExactFindDedups
-    from datatrove.pipeline.dedup.minhash import MinhashDedupSignature
     from datatrove.pipeline.readers import JsonlReader
     from datatrove.pipeline.writers import JsonlWriter
 
@@ -434,7 +455,7 @@ def url_dedup_stages(extracted: str, sig_folder: str, dups_folder: str, output_f
     filt = [JsonlReader(extracted, glob_pattern="*.jsonl"),
             ExactDedupFilter(dups_folder, config=cfg),
             JsonlWriter(output_folder, output_filename="${rank}.jsonl", compression=None),
-            MinhashDedupSignature(minhash_sig_folder, config=minhash_config(dedup), language=SplitWords())]
+            HeadMinhashSignature(minhash_sig_folder, config=minhash_config(dedup), language=SplitWords())]
     return find, filt
 
 
@@ -1328,7 +1349,7 @@ class Decontaminate(PipelineStep):
     name = "🧼 decontaminate"
     type = "🔻 - FILTER"
 
-    def __init__(self, folder: str, data_dir: str, n: int = 10, min_len: int = 3, batch: int = 256):
+    def __init__(self, folder: str, data_dir: str, n: int = 10, min_len: int = 3, batch: int = 2048):
         super().__init__()
         self.folder, self.data_dir, self.n, self.min_len, self.batch = folder, data_dir, n, min_len, batch
 
@@ -1531,6 +1552,9 @@ def build_pool(cfg: CorpusConfig) -> dict[str, Any]:
                                       str(work / "dedup/minhash_clusters"), cfg.dedup)
     run_stage(buckets, tasks=cfg.dedup.bands, workers=light, logging_dir=str(work / "logs/minhash_buckets"), **ex)
     run_stage(cluster, tasks=1, workers=1, logging_dir=str(work / "logs/minhash_cluster"), **ex)
+    for rank in range(tasks):  # datatrove's filter skips a shard with no removal, cluster ids included (and warns)
+        for ext in (".remove", ".clusters"):
+            (work / "dedup/minhash_clusters" / f"{rank:06d}{ext}").touch(exist_ok=True)
     run_stage(pool_pipeline(str(work / "urldedup"), str(work / "dedup/minhash_clusters"), str(work / "pool"),
                             str(work / "pool_stats"), str(work / "near_dups"),
                             resolve(cfg.labels_path, cfg.data_dir) if cfg.labels_path else "", cfg.annotation_depth,
