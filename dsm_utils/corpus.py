@@ -379,24 +379,35 @@ class SplitWords(WordTokenizer):
 
 
 class HeadMinhashSignature(MinhashDedupSignature):
-    """datatrove's ``MinhashDedupSignature`` over the first ``max_shingles`` shingles of a page: the stock step hashes
-    every shingle of every page with SHA-1 in Python and multiplies a shingles x hashes matrix, which on the
-    mini-CC's long documentation pages (up to 200 K characters) cost more than the extraction. Near duplicates share
-    their heads; the previous in-process MinHash used the same 5,000-shingle cap."""
+    """datatrove's ``MinhashDedupSignature`` with cheaper shingles: the first ``max_shingles`` word ``n``-grams of the
+    ``simplify_text``-normalised page, each word hashed once with xxh64 and the n-grams combined by a rolling
+    polynomial (vectorised). The stock step SHA-1-hashes every n-gram of the whole page in Python, which on the
+    mini-CC's long documentation pages (up to 200 K characters) cost several times the extraction (measured: 108 s
+    of CPU for 7.7 K pages). Near duplicates share their heads; the permutations, bands, buckets, clustering and
+    filtering are datatrove's."""
 
     def __init__(self, *args, max_shingles: int = 5000, **kwargs):
         super().__init__(*args, **kwargs)
         self.max_shingles = max_shingles
 
     def get_shingles(self, text: str) -> np.ndarray:
-        from datatrove.utils.text import ngrams, simplify_text
+        import xxhash
+        from datatrove.utils.text import simplify_text
 
         n = self.config.n_grams
         words = self.word_tokenizer.word_tokenize(
-            simplify_text(text[: (self.max_shingles + n) * 16], self.config.norm_config))
-        words = words[: self.max_shingles + n - 1]
-        return np.fromiter((self._hash_func(" ".join(x)) for x in ngrams(words, n)),
-                           dtype=np.uint64).reshape((-1, 1))
+            simplify_text(text[: (self.max_shingles + n) * 16], self.config.norm_config))[: self.max_shingles + n - 1]
+        if not words:
+            return np.empty((0, 1), dtype=np.uint64)
+        ids = np.fromiter(map(xxhash.xxh64_intdigest, words), dtype=np.uint64, count=len(words))
+        k = min(n, len(ids))
+        m = len(ids) - k + 1
+        with np.errstate(over="ignore"):
+            h = ids[:m].copy()
+            for j in range(1, k):
+                h = h * np.uint64(1_000_003) + ids[j: j + m]
+        # below 2**61 - 1 like datatrove's own 64-bit shingles (its permutations work modulo that prime)
+        return (h % np.uint64((1 << 61) - 1)).reshape((-1, 1))
 
 
 def minhash_config(p: DedupParams):

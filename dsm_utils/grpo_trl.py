@@ -102,15 +102,17 @@ def train(policy, tokenizer, rows: Sequence[dict[str, str]], output_dir: str | P
     from trl import GRPOTrainer
 
     log: list[dict] = []
+    pending: dict[int, dict] = {}  # the Trainer calls on_step_end before it logs that step
 
     class Curves(TrainerCallback):
+        def on_step_end(self, args, state, control, model=None, **kw):
+            if eval_fn is not None and eval_every and state.global_step % eval_every == 0:
+                pending[state.global_step] = eval_fn(model)
+
         def on_log(self, args, state, control, logs=None, **kw):
             if logs and "reward" in logs:
-                log.append({"step": state.global_step, "reward_mean": logs["reward"], "kl": logs.get("kl")})
-
-        def on_step_end(self, args, state, control, model=None, **kw):
-            if eval_fn is not None and eval_every and state.global_step % eval_every == 0 and log:
-                log[-1].update(eval_fn(model))
+                log.append({"step": state.global_step, "reward_mean": logs["reward"], "kl": logs.get("kl"),
+                            **pending.pop(state.global_step, {})})
 
     cfg = grpo_config(output_dir, steps=steps, group_size=group_size, questions_per_step=questions_per_step, lr=lr,
                       beta=beta, mu=mu, max_new_tokens=max_new_tokens, temperature=temperature, use_vllm=use_vllm,
