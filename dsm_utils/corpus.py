@@ -255,8 +255,11 @@ def run_stage(pipeline: list, executor: str = "local", tasks: int = 1, workers: 
     """Run one datatrove pipeline to completion; returns wall seconds. Ray is started locally if not running.
 
     ``quiet``: datatrove's INFO lines (progress, per-task stats tables) go to ``log_file`` (default
-    ``<logging_dir>/../datatrove.log``), only WARNING and worse reach stderr. With Slurm the jobs are submitted
-    and, when ``wait``, polled until every task has completed (datatrove's completion markers).
+    ``<logging_dir>/../datatrove.log``); only WARNING and worse lines of this process reach stderr. datatrove
+    re-adds an INFO ``sys.stderr`` sink for every task it runs, in this process and in its worker processes, so
+    a logger level set beforehand does not hold: while the stage runs, file descriptor 2 (which the local
+    executor's worker processes inherit) points at the log file and ``sys.stderr`` at a filter. With Slurm the jobs
+    are submitted and, when ``wait``, polled until every task has completed (datatrove's completion markers).
     """
     import contextlib
     import sys
@@ -269,27 +272,28 @@ def run_stage(pipeline: list, executor: str = "local", tasks: int = 1, workers: 
     ex = make_executor(pipeline, executor, tasks, workers, logging_dir, **kw)
     if log_file is None and logging_dir:
         log_file = Path(logging_dir).parent / "datatrove.log"
-    ctx: Any = contextlib.nullcontext()
-    fh = None
-    if quiet:
+    if not quiet or not log_file:
+        ex.run()
+        return time.time() - t0
+    Path(log_file).parent.mkdir(parents=True, exist_ok=True)
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(log_file, "a", encoding="utf-8") as fh, os.fdopen(os.dup(saved), "w", buffering=1) as loud:
         logger.remove()
-        if log_file:
-            Path(log_file).parent.mkdir(parents=True, exist_ok=True)
-            fh = open(log_file, "a", encoding="utf-8")
-            ctx = contextlib.redirect_stderr(_LogTee(fh, sys.__stderr__))
-        logger.add(sys.stderr, level="WARNING")
-    try:
-        with ctx:
-            ex.run()
-            if executor == "slurm" and wait:
-                while ex.get_incomplete_ranks(skip_completed=True):
-                    time.sleep(30)
-    finally:
-        if quiet:  # leave the logger where a notebook wants it: warnings only
-            logger.remove()
+        logger.add(loud, level="WARNING")
+        os.dup2(fh.fileno(), 2)
+        try:
+            with contextlib.redirect_stderr(_LogTee(fh, loud)):
+                ex.run()
+                if executor == "slurm" and wait:
+                    while ex.get_incomplete_ranks(skip_completed=True):
+                        time.sleep(30)
+        finally:
+            fh.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            logger.remove()  # leave the logger where a notebook wants it: warnings only
             logger.add(sys.stderr, level="WARNING")
-        if fh is not None:
-            fh.close()
     return time.time() - t0
 
 
@@ -1229,7 +1233,7 @@ def run_round(state: RoundState, r: int, work_dir: str | Path, ft: FastTextParam
     work = Path(work_dir)
     rd = work / f"round{r}"
     rng = random.Random(seed + r)
-    ex = dict(executor=executor, tasks=tasks, **(executor_kwargs or {}))
+    ex = dict(executor=executor, tasks=tasks, log_file=str(work / "logs" / "datatrove.log"), **(executor_kwargs or {}))
     light = dict(ex, workers=light_workers if executor == "local" else workers)
     heavy = dict(ex, workers=workers)
 
@@ -1544,6 +1548,7 @@ def build_pool(cfg: CorpusConfig) -> dict[str, Any]:
     # every task needs at least one WARC file: each stage after extraction reads shard <rank> of the one before
     tasks = min(cfg.tasks, n_files) if n_files else cfg.tasks
     light = cfg.light_workers if cfg.executor == "local" else cfg.workers
+    ex["log_file"] = str(work / "logs" / "datatrove.log")
     seconds: dict[str, float] = {}
 
     seconds["extract"] = run_stage(
@@ -1563,6 +1568,7 @@ def build_pool(cfg: CorpusConfig) -> dict[str, Any]:
                                       str(work / "dedup/minhash_clusters"), cfg.dedup)
     run_stage(buckets, tasks=cfg.dedup.bands, workers=light, logging_dir=str(work / "logs/minhash_buckets"), **ex)
     run_stage(cluster, tasks=1, workers=1, logging_dir=str(work / "logs/minhash_cluster"), **ex)
+    (work / "dedup/minhash_clusters").mkdir(parents=True, exist_ok=True)
     for rank in range(tasks):  # datatrove's filter skips a shard with no removal, cluster ids included (and warns)
         for ext in (".remove", ".clusters"):
             (work / "dedup/minhash_clusters" / f"{rank:06d}{ext}").touch(exist_ok=True)
@@ -1658,7 +1664,7 @@ def finalize(state: RoundState, work_dir: str | Path, data_dir: str, corpus_path
     run_stage(final_pipeline(str(work / "pool"), list(state.keep_rules), state.tokens_per_char,
                              str(work / "decont"), str(data_dir), str(work / "corpus_shards"), decont_n, decont_min),
               executor=executor, tasks=tasks, workers=workers, logging_dir=str(work / "logs/final"),
-              **(executor_kwargs or {}))
+              log_file=str(work / "logs" / "datatrove.log"), **(executor_kwargs or {}))
     dec = read_decont_stats(work / "decont")
     path = concat_corpus(work / "corpus_shards", corpus_path)
     return {"path": path, "pages": sum(p for p, _ in dec["kept_by_round"].values()),

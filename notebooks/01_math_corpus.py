@@ -74,7 +74,7 @@ ft_max_chars = 4000  # text per page for training and scoring (lower-cased, one 
 ft_min_words = 5  # training examples shorter than this are dropped
 max_train_per_class = 1500
 executor = "local"  # "local" | "ray" | "slurm"
-tasks = 4  # pool shards = tasks of every stage (capped by the number of WARC files)
+tasks = 4  # pool shards = tasks of every stage, at most one per WARC file
 workers = 2  # processes of the heavy stages (extraction, scoring, decontamination) on the local executor
 slurm_partition = "cpu"
 slurm_time = "04:00:00"
