@@ -118,7 +118,7 @@ def launch(stage: str, params: dict[str, Any], run_dir: str | os.PathLike, *, nu
     - ``num_processes == 1`` and no ``config``: in this process, ``module.run(params, run_dir, **objects)``
       (``objects``: live things such as ``model=``, ``tokenizer=``, ``eval_fn=``; the stage trains them in place).
     - otherwise: ``accelerate launch`` with ``config`` (a short name or a yaml path, see
-      :func:`accelerate_config`; default ``ddp``). ``objects`` cannot cross processes: the stage loads
+      :func:`accelerate_config`; default ``ddp``, or ``cpu`` without CUDA). ``objects`` cannot cross processes: the stage loads
       ``params["init_from"]``, which must then be set. Without CUDA the processes run on CPU with gloo
       (``ACCELERATE_USE_CPU=true``), which is what CI tests.
 
@@ -154,7 +154,7 @@ def launch(stage: str, params: dict[str, Any], run_dir: str | os.PathLike, *, nu
     unused = [k for k, v in objects.items() if v is not None and k not in ("model", "tokenizer")]
     if unused:
         raise ValueError(f"launch: {unused} only work in-process (num_processes=1, no config)")
-    cfg = accelerate_config(config or "ddp", profile)
+    cfg = accelerate_config(config or ("ddp" if _cuda_available() else "cpu"), profile)
     cmd = launch_command(stage, run_dir / "params.json", run_dir, num_processes, cfg)
     penv = dict(os.environ)
     root = str(repo_path("."))
