@@ -70,7 +70,9 @@ def doubled_pool(src: Path, dst: Path) -> Path:
     dst.mkdir(parents=True, exist_ok=True)
     for f in sorted(src.glob("*.warc.gz")):
         (dst / f.name).symlink_to(f)
-        with open(f, "rb") as fin, open(dst / f.name.replace(".warc.gz", "-copy.warc.gz"), "wb") as fout:
+        # "mirror-*" sorts after "minicc-*": MinHash keeps the first page of a cluster, so the originals (with their
+        # ground-truth labels) stay in the pool and the copies are the near duplicates dropped
+        with open(f, "rb") as fin, open(dst / f"mirror-{f.name}", "wb") as fout:
             w = WARCWriter(fout, gzip=True)
             for rec in ArchiveIterator(fin):
                 uri = rec.rec_headers.get_header("WARC-Target-URI")
