@@ -1,11 +1,15 @@
 """Math corpus collection (DeepSeekMath §2.1): WARC -> text -> dedup -> fastText rounds -> domains -> annotation.
 
-datatrove does the heavy, shardable stages (``WarcReader`` + ``Trafilatura`` extraction, ``FastTextClassifierFilter``
-scoring, ``JsonlWriter``) under a ``LocalPipelineExecutor``, ``RayPipelineExecutor`` or ``SlurmPipelineExecutor``
-chosen by a parameter. Only what datatrove lacks lives here: keeping math markup through HTML extraction
-(:class:`MathToTex`), a small in-process MinHash for the toy pool, training the fastText classifier, domain discovery,
-the URL-path annotation file and its *simulated* annotator, and the per-round bookkeeping.
-Decontamination is in :mod:`dsm_utils.corpus_decont`.
+Every pass over the pages is a datatrove pipeline stage under the executor chosen by a parameter
+(``LocalPipelineExecutor``, ``RayPipelineExecutor`` or ``SlurmPipelineExecutor``): extraction (``WarcReader`` ->
+:class:`MathToTex` -> extractor), the short-page filter, URL dedup (datatrove's exact dedup on the normalised URL),
+datatrove's MinHash dedup (signatures -> buckets -> clusters -> filter), fastText scoring
+(``FastTextClassifierFilter``), per-round statistics, the final selection, decontamination and writing. Each stage
+writes small per-rank statistics files; the driver (this process) only samples training pages, trains the
+classifier (in a fresh process: fastText leaks state), reads those statistics and decides the next round -- it
+never holds a list of the pool. Only what datatrove lacks lives here: keeping math markup through HTML
+extraction, the statistics steps, training the classifier, domain discovery, the URL-path annotation file and its
+*simulated* annotator. The decontamination index is :mod:`dsm_utils.corpus_decont`.
 """
 from __future__ import annotations
 
@@ -29,8 +33,10 @@ from .data import DataError, iter_jsonl
 
 try:  # datatrove is an optional extra (`pip install .[corpus]`): the pure helpers below work without it
     from datatrove.pipeline.base import PipelineStep
+    from datatrove.pipeline.dedup.minhash import MinhashDedupSignature
+    from datatrove.utils.word_tokenizers import WordTokenizer
 except ImportError:  # pragma: no cover
-    PipelineStep = object  # type: ignore[assignment,misc]
+    PipelineStep = WordTokenizer = MinhashDedupSignature = object  # type: ignore[assignment,misc]
 
 MATH, NOT_MATH = "math", "not_math"
 ANNOTATION_COLUMNS = ("domain", "path_prefix", "label", "note")
@@ -153,43 +159,17 @@ def default_extractor() -> str:
         return "trafilatura"
 
 
-def extraction_pipeline(warc_folder: str, output_folder: str, glob_pattern: str = "*.warc.gz",
-                        limit: int = -1, extractor: str = "auto", extractor_timeout: float = 5.0) -> list:
-    """WARC files -> :class:`MathToTex` -> text extractor -> ``JsonlWriter`` (``${rank}.jsonl``).
-
-    ``glob_pattern`` matters: without it ``WarcReader`` also opens non-WARC files in the folder (``labels.tsv``).
-    ``extractor``: ``resiliparse`` (our small datatrove extractor), ``trafilatura`` (datatrove's, run with
-    ``no_fallback=True`` -- 2x faster -- and without its own dedup; ``favour_precision=False`` keeps short doc pages),
-    or ``auto`` (:func:`default_extractor`).
-    """
-    from datatrove.pipeline.extractors import Trafilatura
-    from datatrove.pipeline.readers import WarcReader
-    from datatrove.pipeline.writers import JsonlWriter
-
-    extractor = default_extractor() if extractor == "auto" else extractor
-    if extractor == "resiliparse":
-        ex = Resiliparse(timeout=extractor_timeout)
-    elif extractor == "trafilatura":
-        ex = Trafilatura(favour_precision=False, deduplicate=False, timeout=extractor_timeout, no_fallback=True)
-    else:
-        raise ValueError(f"extractor must be 'auto', 'resiliparse' or 'trafilatura', got {extractor!r}")
-    return [
-        WarcReader(warc_folder, glob_pattern=glob_pattern, limit=limit),
-        MathToTex(),
-        ex,
-        # uncompressed: gzip at datatrove's default level cost ~2 ms/page, as much as the extraction itself
-        JsonlWriter(output_folder, output_filename="${rank}.jsonl", compression=None),
-    ]
-
-
 def make_executor(pipeline: list, executor: str = "local", tasks: int = 1, workers: int = 1,
-                  logging_dir: str | None = None, slurm: dict | None = None, ray: dict | None = None):
+                  logging_dir: str | None = None, slurm: dict | None = None, ray: dict | None = None,
+                  depends=None):
     """A datatrove executor by name: ``local`` (default), ``ray`` (needs ``ray.init()`` first) or ``slurm``.
 
-    ``slurm``/``ray`` hold extra keyword arguments (partition, time, cpus_per_task, ...).
-    ``skip_completed=False``: every notebook run recomputes (the run folder is the cache, not the executor).
+    ``slurm``/``ray`` hold extra keyword arguments (partition, time, cpus_per_task, ...); ``depends`` chains
+    Slurm jobs (``--dependency=afterok``). ``skip_completed=False``: every notebook run recomputes (the run folder
+    is the cache, not the executor). ``workers`` is capped at ``tasks``.
     """
-    common = dict(pipeline=pipeline, tasks=tasks, workers=workers, logging_dir=logging_dir, skip_completed=False)
+    common = dict(pipeline=pipeline, tasks=tasks, workers=max(1, min(workers, tasks)), logging_dir=logging_dir,
+                  skip_completed=False)
     if executor == "local":
         from datatrove.executor import LocalPipelineExecutor
         return LocalPipelineExecutor(**common)
@@ -197,10 +177,20 @@ def make_executor(pipeline: list, executor: str = "local", tasks: int = 1, worke
         from datatrove.executor import RayPipelineExecutor
         return RayPipelineExecutor(**common, **(ray or {}))
     if executor == "slurm":
+        import sys
+
         from datatrove.executor import SlurmPipelineExecutor
         kw = dict(slurm or {})
         kw.setdefault("time", "04:00:00")
         kw.setdefault("partition", "cpu")
+        kw.setdefault("job_name", f"dsm_{Path(logging_dir).name}" if logging_dir else "dsm_corpus")
+        if "venv_path" not in kw and "condaenv" not in kw and "env_command" not in kw:
+            activate = Path(sys.prefix) / "bin" / "activate"
+            if activate.exists():
+                kw["venv_path"] = str(activate)
+        if depends is not None:
+            kw["depends"] = depends
+        common["workers"] = -1 if workers < 1 else workers
         return SlurmPipelineExecutor(**common, **kw)
     raise ValueError(f"executor must be 'local', 'ray' or 'slurm', got {executor!r}")
 
@@ -234,44 +224,100 @@ def start_local_ray(num_cpus: int = 2, **kw) -> None:
                            ) from exc
 
 
-def run_stage(pipeline: list, executor: str = "local", tasks: int = 1, workers: int = 1,
-              logging_dir: str | None = None, quiet: bool = True, **kw) -> float:
-    """Run one datatrove pipeline to completion; returns wall seconds. Ray is started locally if not running."""
-    if quiet:  # datatrove prints a stats table per task; keep warnings only (its per-rank log files stay complete)
-        import sys
+class _LogTee:
+    """stderr stand-in while a stage runs: every line to the full log file, WARNING and worse also to stderr.
 
-        from datatrove.utils.logging import logger
-        logger.remove()
-        logger.add(sys.stderr, level="WARNING")
+    datatrove re-adds a ``sys.stderr`` sink at INFO level for every task it runs in this process
+    (``add_task_logger``), so a logger level set beforehand does not hold; swapping ``sys.stderr`` does."""
+
+    _LOUD = ("| WARNING", "| ERROR", "| CRITICAL", "Traceback")
+
+    def __init__(self, logfile, stderr):
+        self.logfile, self.stderr = logfile, stderr
+
+    def write(self, s: str) -> int:
+        self.logfile.write(s)
+        if any(k in s for k in self._LOUD):
+            self.stderr.write(s)
+        return len(s)
+
+    def flush(self) -> None:
+        self.logfile.flush()
+        self.stderr.flush()
+
+    def isatty(self) -> bool:
+        return False
+
+
+def run_stage(pipeline: list, executor: str = "local", tasks: int = 1, workers: int = 1,
+              logging_dir: str | None = None, quiet: bool = True, log_file: str | Path | None = None,
+              wait: bool = True, **kw) -> float:
+    """Run one datatrove pipeline to completion; returns wall seconds. Ray is started locally if not running.
+
+    ``quiet``: datatrove's INFO lines (progress, per-task stats tables) go to ``log_file`` (default
+    ``<logging_dir>/../datatrove.log``); only WARNING and worse lines of this process reach stderr. datatrove
+    re-adds an INFO ``sys.stderr`` sink for every task it runs, in this process and in its worker processes, so
+    a logger level set beforehand does not hold: while the stage runs, file descriptor 2 (which the local
+    executor's worker processes inherit) points at the log file and ``sys.stderr`` at a filter. With Slurm the jobs
+    are submitted and, when ``wait``, polled until every task has completed (datatrove's completion markers).
+    """
+    import contextlib
+    import sys
+
+    from datatrove.utils.logging import logger
+
     if executor == "ray" and not _ray_ready():
         start_local_ray(num_cpus=max(1, workers))
     t0 = time.time()
-    make_executor(pipeline, executor, tasks, workers, logging_dir, **kw).run()
+    ex = make_executor(pipeline, executor, tasks, workers, logging_dir, **kw)
+    if log_file is None and logging_dir:
+        log_file = Path(logging_dir).parent / "datatrove.log"
+    if not quiet or not log_file:
+        ex.run()
+        return time.time() - t0
+    Path(log_file).parent.mkdir(parents=True, exist_ok=True)
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(log_file, "a", encoding="utf-8") as fh, os.fdopen(os.dup(saved), "w", buffering=1) as loud:
+        logger.remove()
+        logger.add(loud, level="WARNING")
+        os.dup2(fh.fileno(), 2)
+        try:
+            with contextlib.redirect_stderr(_LogTee(fh, loud)):
+                ex.run()
+                if executor == "slurm" and wait:
+                    while ex.get_incomplete_ranks(skip_completed=True):
+                        time.sleep(30)
+        finally:
+            fh.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            logger.remove()  # leave the logger where a notebook wants it: warnings only
+            logger.add(sys.stderr, level="WARNING")
     return time.time() - t0
 
 
-def read_folder(folder: str | Path) -> list[dict[str, Any]]:
-    """All records of the ``*.jsonl`` / ``*.jsonl.gz`` files of a datatrove output folder, in rank order."""
-    files = sorted([*Path(folder).glob("*.jsonl"), *Path(folder).glob("*.jsonl.gz")],
-                   key=lambda p: (len(p.name), p.name))
-    return [rec for f in files for _, rec in iter_jsonl(f)]
+def rank_files(folder: str | Path, pattern: str = "*.jsonl*") -> list[Path]:
+    """The per-rank output files of a datatrove stage, in rank order (``00000.jsonl``, ``00001.jsonl``, ...)."""
+    return sorted(Path(folder).glob(pattern), key=lambda p: (len(p.name), p.name))
 
 
-def load_pages(folder: str | Path) -> list[dict[str, Any]]:
-    """Flatten datatrove's ``{id, text, metadata: {url, title}}`` rows into ``{id, url, domain, title, text}``."""
-    pages = []
-    for rec in read_folder(folder):
-        md = rec.get("metadata") or {}
-        url = md.get("url") or rec.get("url")
-        if not url or "text" not in rec:
-            raise DataError(f"{folder}: record {rec.get('id')!r} lacks 'text' or 'metadata.url'")
-        pages.append({"id": rec.get("id"), "url": url, "domain": domain_of(url), "title": md.get("title", ""),
-                      "text": rec["text"]})
-    return pages
+def iter_pages(folder: str | Path) -> Iterable[dict[str, Any]]:
+    """Stream datatrove's ``{id, text, metadata: {url, title}}`` rows of a folder as ``{id, url, domain, title,
+    text}`` (one page at a time: for inspection and tests; the pipeline itself never lists the pool)."""
+    for f in rank_files(folder):
+        for _, rec in iter_jsonl(f):
+            md = rec.get("metadata") or {}
+            url = md.get("url") or rec.get("url")
+            if not url or "text" not in rec:
+                raise DataError(f"{f}: record {rec.get('id')!r} lacks 'text' or 'metadata.url'")
+            yield {"id": rec.get("id"), "url": url, "domain": domain_of(url), "title": md.get("title", ""),
+                   "text": rec["text"]}
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# 2. Dedup: URL, then MinHash near-duplicates
+# 2. Filters and dedup as datatrove stages: short pages, URL duplicates (exact dedup on the normalised URL), then
+#    near duplicates with datatrove's MinHash (signatures -> buckets -> clusters -> filter)
 # ----------------------------------------------------------------------------------------------------------------
 def domain_of(url: str) -> str:
     """Base URL (host, lower-case, without ``www.`` and port) -- the paper's "domain"."""
@@ -286,113 +332,243 @@ def url_key(url: str) -> str:
     return f"{domain_of(url)}{path}" + (f"?{s.query}" if s.query else "")
 
 
-def url_dedup(pages: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
-    """Keep the first page per normalised URL; returns (kept, n_dropped)."""
-    seen, kept = set(), []
-    for p in pages:
-        k = url_key(p["url"])
-        if k not in seen:
-            seen.add(k)
-            kept.append(p)
-    return kept, len(pages) - len(kept)
+def doc_url_key(doc) -> str:
+    """datatrove ``ExactDedupConfig.content_getter``: the normalised URL of a document (URL dedup)."""
+    return url_key(doc.metadata.get("url", ""))
 
 
-_WORDS = re.compile(r"\w+")
-_MASK64 = (1 << 64) - 1
+class MinWords(PipelineStep):
+    """datatrove filter: drop pages with fewer than ``min_words`` whitespace-separated words."""
+
+    name = "✂ min words"
+    type = "🔻 - FILTER"
+
+    def __init__(self, min_words: int = 20):
+        super().__init__()
+        self.min_words = min_words
+
+    def run(self, data, rank: int = 0, world_size: int = 1):
+        for doc in data:
+            self.stat_update("total")
+            if len(doc.text.split()) >= self.min_words:
+                self.stat_update("forwarded")
+                yield doc
+            else:
+                self.stat_update("dropped")
 
 
-def _shingle_hashes(text: str, shingle: int, max_shingles: int) -> np.ndarray:
-    """uint64 hashes of the word ``shingle``-grams of one page (first ``max_shingles`` only)."""
-    import xxhash
+@dataclass
+class DedupParams:
+    """Near-duplicate MinHash: ``bands`` buckets of ``rows`` hashes over word ``shingle``-grams (datatrove's
+    ``MinhashConfig``). 8 x 8 collides ~50 % at Jaccard 0.92, ~98 % at 0.97, ~3 % at 0.75."""
 
-    n_words = max_shingles + shingle - 1
-    # whitespace tokens (str.split is ~10x faster than a \w+ regex here), over the head of the page only
-    head = text[: n_words * 16]
-    words = head.lower().split()[:n_words]
-    if len(words) < n_words and len(head) < len(text):  # a page of very long tokens: take the whole text
-        words = text.lower().split()[:n_words]
-    if not words:
-        return np.empty(0, dtype=np.uint64)
-    ids = np.fromiter(map(xxhash.xxh64_intdigest, words), dtype=np.uint64, count=len(words))
-    k = min(shingle, len(ids))
-    m = len(ids) - k + 1
-    with np.errstate(over="ignore"):
-        h = ids[:m].copy()
-        for j in range(1, k):
-            h = h * np.uint64(1_000_003) + ids[j: j + m]
-    return h  # repeated shingles do not change a minimum; np.unique here cost more than it saved
+    bands: int = 8
+    rows: int = 8
+    shingle: int = 5
+    seed: int = 1
 
 
-def minhash_signatures(texts: Sequence[str], num_perm: int = 64, shingle: int = 5, seed: int = 0,
-                       max_shingles: int = 5000) -> np.ndarray:
-    """MinHash signatures (``len(texts) x num_perm`` uint64) of lower-cased whitespace-token ``shingle``-grams.
+class SplitWords(WordTokenizer):
+    """Whitespace word tokenizer for the MinHash shingles (datatrove's English and "whitespace" tokenizers both need
+    spaCy; shingles of ``simplify_text``-normalised text split on spaces are what near-dup detection needs)."""
 
-    Permutations are ``(x ^ a_i) * b_i`` over uint64 (odd ``b_i``); cheap and good enough for LSH banding.
-    Only the first ``max_shingles`` shingles of a page are hashed (bounds the cost of very long pages). Words are
-    hashed with xxh64 (stable across processes, unlike ``hash``). Vectorised over the whole pool: the
-    shingle hashes of all pages are concatenated and each permutation is one pass + ``np.minimum.reduceat``.
+    def word_tokenize(self, text: str) -> list[str]:
+        return text.split()
+
+    def sent_tokenize(self, text: str) -> list[str]:
+        return [text]
+
+    def span_tokenize(self, text: str) -> list[tuple[int, int]]:
+        return [(0, len(text))]
+
+
+class HeadMinhashSignature(MinhashDedupSignature):
+    """datatrove's ``MinhashDedupSignature`` with cheaper shingles: the first ``max_shingles`` word ``n``-grams of the
+    ``simplify_text``-normalised page, each word hashed once with xxh64 and the n-grams combined by a rolling
+    polynomial (vectorised). The stock step SHA-1-hashes every n-gram of the whole page in Python, which on the
+    mini-CC's long documentation pages (up to 200 K characters) cost several times the extraction (measured: 108 s
+    of CPU for 7.7 K pages). Near duplicates share their heads; the permutations, bands, buckets, clustering and
+    filtering are datatrove's."""
+
+    def __init__(self, *args, max_shingles: int = 5000, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.max_shingles = max_shingles
+
+    def get_shingles(self, text: str) -> np.ndarray:
+        import xxhash
+        from datatrove.utils.text import simplify_text
+
+        n = self.config.n_grams
+        words = self.word_tokenizer.word_tokenize(
+            simplify_text(text[: (self.max_shingles + n) * 16], self.config.norm_config))[: self.max_shingles + n - 1]
+        if not words:
+            return np.empty((0, 1), dtype=np.uint64)
+        ids = np.fromiter(map(xxhash.xxh64_intdigest, words), dtype=np.uint64, count=len(words))
+        k = min(n, len(ids))
+        m = len(ids) - k + 1
+        with np.errstate(over="ignore"):
+            h = ids[:m].copy()
+            for j in range(1, k):
+                h = h * np.uint64(1_000_003) + ids[j: j + m]
+        # below 2**61 - 1 like datatrove's own 64-bit shingles (its permutations work modulo that prime)
+        return (h % np.uint64((1 << 61) - 1)).reshape((-1, 1))
+
+
+def minhash_config(p: DedupParams):
+    from datatrove.pipeline.dedup.minhash import MinhashConfig
+
+    return MinhashConfig(n_grams=p.shingle, num_buckets=p.bands, hashes_per_bucket=p.rows, seed=p.seed)
+
+
+def extraction_pipeline(warc_folder: str, output_folder: str, glob_pattern: str = "*.warc.gz",
+                        limit: int = -1, extractor: str = "auto", extractor_timeout: float = 5.0,
+                        min_words: int = 0, url_sig_folder: str | None = None) -> list:
+    """WARC files -> :class:`MathToTex` -> text extractor -> :class:`MinWords` -> ``JsonlWriter`` (one file per
+    rank) -> (``url_sig_folder``) datatrove ``ExactDedupSignature`` of the normalised URL.
+
+    ``glob_pattern`` matters: without it ``WarcReader`` also opens non-WARC files in the folder (``labels.tsv``).
+    ``extractor``: ``resiliparse`` (our small datatrove extractor), ``trafilatura`` (datatrove's, run with
+    ``no_fallback=True`` -- 2x faster -- and without its own dedup; ``favour_precision=False`` keeps short doc pages),
+    or ``auto`` (:func:`default_extractor`).
     """
-    rng = np.random.default_rng(seed)
-    a = rng.integers(0, 2**63, num_perm, dtype=np.uint64)
-    b = rng.integers(0, 2**63, num_perm, dtype=np.uint64) | np.uint64(1)
-    sigs = np.full((len(texts), num_perm), np.iinfo(np.uint64).max, dtype=np.uint64)
-    per_page = [_shingle_hashes(t, shingle, max_shingles) for t in texts]
-    lens = np.array([len(h) for h in per_page], dtype=np.int64)
-    rows = np.flatnonzero(lens > 0)
-    if rows.size == 0:
-        return sigs
-    allh = np.concatenate([per_page[i] for i in rows])
-    starts = np.concatenate([[0], np.cumsum(lens[rows])[:-1]])
-    with np.errstate(over="ignore"):
-        for j in range(num_perm):
-            sigs[rows, j] = np.minimum.reduceat((allh ^ a[j]) * b[j], starts)
-    return sigs
+    from datatrove.pipeline.dedup.exact_dedup import ExactDedupConfig, ExactDedupSignature
+    from datatrove.pipeline.extractors import Trafilatura
+    from datatrove.pipeline.readers import WarcReader
+    from datatrove.pipeline.writers import JsonlWriter
+
+    extractor = default_extractor() if extractor == "auto" else extractor
+    if extractor == "resiliparse":
+        ex = Resiliparse(timeout=extractor_timeout)
+    elif extractor == "trafilatura":
+        ex = Trafilatura(favour_precision=False, deduplicate=False, timeout=extractor_timeout, no_fallback=True)
+    else:
+        raise ValueError(f"extractor must be 'auto', 'resiliparse' or 'trafilatura', got {extractor!r}")
+    steps = [
+        WarcReader(warc_folder, glob_pattern=glob_pattern, limit=limit),
+        MathToTex(),
+        ex,
+    ]
+    if min_words:
+        steps.append(MinWords(min_words))
+    # uncompressed: gzip at datatrove's default level cost ~2 ms/page, as much as the extraction itself
+    steps.append(JsonlWriter(output_folder, output_filename="${rank}.jsonl", compression=None))
+    if url_sig_folder:
+        steps.append(ExactDedupSignature(url_sig_folder, ExactDedupConfig(content_getter=doc_url_key)))
+    return steps
 
 
-def near_duplicates(sigs: np.ndarray, bands: int = 8, rows: int = 8) -> list[int]:
-    """Indices to drop: a page whose signature shares a full LSH band with an earlier page (first one is kept).
+def url_dedup_stages(extracted: str, sig_folder: str, dups_folder: str, output_folder: str,
+                     minhash_sig_folder: str, dedup: DedupParams) -> tuple[list, list]:
+    """(find, filter) pipelines: ``ExactFindDedups`` over the URL signatures (1 task), then ``JsonlReader`` ->
+    ``ExactDedupFilter`` (first page per normalised URL kept) -> ``JsonlWriter`` -> ``MinhashDedupSignature``."""
+    from datatrove.pipeline.dedup.exact_dedup import ExactDedupConfig, ExactDedupFilter, ExactFindDedups
+    from datatrove.pipeline.readers import JsonlReader
+    from datatrove.pipeline.writers import JsonlWriter
 
-    With 8 bands x 8 rows the collision probability is ~50% at Jaccard 0.92, ~98% at 0.97 and ~3% at 0.75.
-    """
-    if sigs.shape[1] < bands * rows:
-        raise ValueError(f"signatures have {sigs.shape[1]} permutations < bands*rows = {bands * rows}")
-    parent = list(range(len(sigs)))
-
-    def find(x: int) -> int:
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    for band in range(bands):
-        seen: dict[bytes, int] = {}
-        block = np.ascontiguousarray(sigs[:, band * rows:(band + 1) * rows])
-        for i in range(len(sigs)):
-            key = block[i].tobytes()
-            j = seen.setdefault(key, i)
-            if j != i:
-                ri, rj = find(i), find(j)
-                if ri != rj:
-                    parent[max(ri, rj)] = min(ri, rj)
-    return [i for i in range(len(sigs)) if find(i) != i]
+    cfg = ExactDedupConfig(content_getter=doc_url_key)
+    find = [ExactFindDedups(sig_folder, dups_folder, config=cfg)]
+    filt = [JsonlReader(extracted, glob_pattern="*.jsonl"),
+            ExactDedupFilter(dups_folder, config=cfg),
+            JsonlWriter(output_folder, output_filename="${rank}.jsonl", compression=None),
+            HeadMinhashSignature(minhash_sig_folder, config=minhash_config(dedup), language=SplitWords())]
+    return find, filt
 
 
-def minhash_dedup(pages: list[dict[str, Any]], num_perm: int = 64, bands: int = 8, rows: int = 8,
-                  shingle: int = 5, seed: int = 0) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
-    """Drop near-duplicate pages; returns (kept, [(dropped url, kept url of its cluster)])."""
-    sigs = minhash_signatures([p["text"] for p in pages], num_perm=num_perm, shingle=shingle, seed=seed)
-    drop = near_duplicates(sigs, bands=bands, rows=rows)
-    dropset = set(drop)
-    # report each dropped page against the first page sharing one of its bands
-    first: dict[tuple[int, bytes], int] = {}
-    for i in range(len(pages)):
-        for band in range(bands):
-            first.setdefault((band, sigs[i, band * rows:(band + 1) * rows].tobytes()), i)
-    pairs = []
-    for i in drop:
-        j = min(first[(band, sigs[i, band * rows:(band + 1) * rows].tobytes())] for band in range(bands))
-        pairs.append((pages[i]["url"], pages[j]["url"]))
-    return [p for i, p in enumerate(pages) if i not in dropset], pairs
+def minhash_stages(sig_folder: str, buckets_folder: str, clusters_folder: str, dedup: DedupParams) -> tuple[list, list]:
+    """(buckets, cluster) pipelines of datatrove's MinHash: ``MinhashDedupBuckets`` (one task per band),
+    ``MinhashDedupCluster`` (1 task; keeps cluster ids so the notebook can show what was dropped next to what)."""
+    from datatrove.pipeline.dedup.minhash import MinhashDedupBuckets, MinhashDedupCluster
+
+    cfg = minhash_config(dedup)
+    return ([MinhashDedupBuckets(sig_folder, buckets_folder, config=cfg)],
+            [MinhashDedupCluster(buckets_folder, clusters_folder, config=cfg, save_cluster_id=True)])
+
+
+def pool_pipeline(urldedup: str, clusters_folder: str, pool_folder: str, stats_folder: str, near_dup_folder: str,
+                  labels_path: str = "", depth: int = 1, token_sample_pages: int = 60, seed: int = 0) -> list:
+    """``JsonlReader`` -> ``MinhashDedupFilter`` (removed pages to ``near_dup_folder``) -> :class:`PoolStats` ->
+    ``JsonlWriter`` of the pool (uncompressed: datatrove's gzip level 9 cost more than reading it back each round)."""
+    from datatrove.pipeline.dedup.minhash import MinhashDedupFilter
+    from datatrove.pipeline.readers import JsonlReader
+    from datatrove.pipeline.writers import JsonlWriter
+
+    return [JsonlReader(urldedup, glob_pattern="*.jsonl"),
+            MinhashDedupFilter(clusters_folder, load_cluster_ids=True,
+                               exclusion_writer=JsonlWriter(near_dup_folder, output_filename="${rank}.jsonl",
+                                                            compression=None)),
+            PoolStats(stats_folder, labels_path, depth, token_sample_pages, seed),
+            JsonlWriter(pool_folder, output_filename="${rank}.jsonl", compression=None)]
+
+
+def _labels_cached(path: str) -> dict[str, int]:
+    """The labels file, read once per process (workers of a stage share it)."""
+    if path not in _LABELS_CACHE:
+        _LABELS_CACHE[path] = read_labels(path)
+    return _LABELS_CACHE[path]
+
+
+_LABELS_CACHE: dict[str, dict[str, int]] = {}
+
+
+def _write_json_atomic(path: Path, obj: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, ensure_ascii=False), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+class PoolStats(PipelineStep):
+    """Per-rank statistics of the deduplicated pool, written to ``stats_folder/<rank>.json``: pages and characters
+    per domain and URL-path prefix (with a few titles), labelled/math pages per prefix (simulated annotator,
+    recall), near-duplicate cluster ids of kept pages, and a random sample of page texts (token ratio).
+    Passes every document on."""
+
+    name = "📊 pool stats"
+    type = "📊 - STATS"
+
+    def __init__(self, stats_folder: str, labels_path: str = "", depth: int = 1, sample_pages: int = 60,
+                 seed: int = 0, n_titles: int = 3):
+        super().__init__()
+        self.stats_folder, self.labels_path, self.depth = stats_folder, labels_path, depth
+        self.sample_pages, self.seed, self.n_titles = sample_pages, seed, n_titles
+
+    def run(self, data, rank: int = 0, world_size: int = 1):
+        labels = _labels_cached(self.labels_path) if self.labels_path else {}
+        rng = random.Random(self.seed * 1_000_003 + rank)
+        prefixes: dict[str, dict[str, Any]] = {}
+        sample: list[str] = []
+        clusters: dict[str, str] = {}
+        n = chars = n_math = n_known = 0
+        for doc in data:
+            url = doc.metadata.get("url", "")
+            dom = domain_of(url)
+            key = f"{dom}\t{path_prefix(url, self.depth)}"
+            s = prefixes.setdefault(key, {"n_pages": 0, "n_labelled": 0, "n_math": 0, "titles": []})
+            s["n_pages"] += 1
+            if url in labels:
+                s["n_labelled"] += 1
+                s["n_math"] += labels[url]
+                n_known += 1
+                n_math += labels[url]
+            title = doc.metadata.get("title", "")
+            if title and len(s["titles"]) < self.n_titles:
+                s["titles"].append(title[:60])
+            cid = doc.metadata.get("minhash_cluster_id", -1)
+            if cid is not None and cid != -1:
+                clusters[str(cid)] = url
+            n += 1
+            chars += len(doc.text)
+            if len(sample) < self.sample_pages:  # reservoir sample of page heads (token ratio)
+                sample.append(doc.text[:4000])
+            else:
+                j = rng.randrange(n)
+                if j < self.sample_pages:
+                    sample[j] = doc.text[:4000]
+            self.stat_update("pages")
+            yield doc
+        _write_json_atomic(Path(self.stats_folder) / f"{rank:05d}.json",
+                           {"n_pages": n, "chars": chars, "n_labelled": n_known, "n_math": n_math,
+                            "prefixes": prefixes, "kept_of_cluster": clusters, "sample": sample})
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -546,14 +722,16 @@ def math_scores(model, texts: Sequence[str], max_chars: int | None = None) -> np
 
 
 def _score_adapter(self, document) -> dict:
-    """JsonlWriter adapter: keep only id, url and P(math) (the texts are already in the pool folder)."""
+    """JsonlWriter adapter: id, url, P(math) and the page length (the texts stay in the pool folder)."""
     return {"id": document.id, "url": document.metadata.get("url"),
-            "score": float(document.metadata.get(f"__label__{MATH}", 0.0))}
+            "score": float(document.metadata.get(f"__label__{MATH}", 0.0)),
+            "chars": int(document.metadata.get("chars", 0))}
 
 
 class FastTextNormalize(PipelineStep):
     """datatrove step before ``FastTextClassifierFilter``: the text as the classifier was trained on it
-    (:func:`ft_line`: lower-cased, one line, truncated). Only the scores are written, so the pool is unchanged."""
+    (:func:`ft_line`: lower-cased, one line, truncated); the page length goes to ``metadata["chars"]``.
+    Only the scores are written, so the pool is unchanged."""
 
     name = "🔡 fastText normalise"
     type = "🔻 - FILTER"
@@ -565,6 +743,7 @@ class FastTextNormalize(PipelineStep):
     def run(self, data, rank: int = 0, world_size: int = 1):
         for doc in data:
             with self.track_time():
+                doc.metadata["chars"] = len(doc.text)
                 doc.text = ft_line(doc.text, self.max_chars) or "."  # the filter drops docs with empty text
             yield doc
 
@@ -588,57 +767,67 @@ def _fasttext_filter_class():
     return LocalFastTextFilter
 
 
-def scoring_pipeline(pool_folder: str, model_path: str, output_folder: str, max_chars: int | None = None) -> list:
+#: Score histogram resolution for the top-fraction threshold (pages within one bin are kept or dropped together).
+SCORE_BINS = 100_000
+
+
+class ScoreHistogram(PipelineStep):
+    """Per-rank histogram of P(math) (``SCORE_BINS`` bins, stored sparse) to ``folder/<rank>.json``: the driver
+    merges them into the score of the top ``keep_fraction`` without reading any per-page score."""
+
+    name = "📊 score histogram"
+    type = "📊 - STATS"
+
+    def __init__(self, folder: str, bins: int = SCORE_BINS):
+        super().__init__()
+        self.folder, self.bins = folder, bins
+
+    def run(self, data, rank: int = 0, world_size: int = 1):
+        counts: Counter = Counter()
+        for doc in data:
+            s = float(doc.metadata.get(f"__label__{MATH}", 0.0))
+            counts[min(self.bins - 1, max(0, int(s * self.bins)))] += 1
+            yield doc
+        _write_json_atomic(Path(self.folder) / f"{rank:05d}.json",
+                           {"bins": self.bins, "counts": {str(k): v for k, v in counts.items()}})
+
+
+def scoring_pipeline(pool_folder: str, model_path: str, output_folder: str, max_chars: int | None = None,
+                     hist_folder: str | None = None) -> list:
     """datatrove: ``JsonlReader`` (pool) -> :class:`FastTextNormalize` -> ``FastTextClassifierFilter`` (annotates,
-    keeps all) -> scores jsonl."""
+    keeps all) -> :class:`ScoreHistogram` -> scores jsonl (``id, url, score, chars``)."""
     from datatrove.pipeline.readers import JsonlReader
     from datatrove.pipeline.writers import JsonlWriter
 
     FastTextClassifierFilter = _fasttext_filter_class()
-    return [
-        JsonlReader(pool_folder, glob_pattern="*.jsonl.gz"),
+    steps = [
+        JsonlReader(pool_folder, glob_pattern="*.jsonl"),
         FastTextNormalize(max_chars),
         # remove_labels with an unreachable threshold = "annotate only": datatrove 0.10.1 crashes in its label
         # check when neither keep_labels nor remove_labels is given (`a or [] + None` precedence bug)
         FastTextClassifierFilter(str(model_path), remove_labels=[(MATH, 2.0)], save_labels_in_metadata=True,
                                  newline_replacement=" "),
-        JsonlWriter(output_folder, output_filename="${rank}.jsonl", adapter=_score_adapter, compression=None),
     ]
-
-
-def write_pool(pages: list[dict[str, Any]], folder: str | Path, shards: int = 1) -> Path:
-    """Write the deduplicated pool in datatrove's jsonl layout (``{id, text, metadata}``), ``shards`` files."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    for old in folder.glob("*.jsonl.gz"):
-        old.unlink()
-    shards = max(1, min(shards, len(pages) or 1))
-    # compresslevel 1: the pool is rewritten every run and read a few times; level 9 (the default) cost ~8 s
-    handles = [gzip.open(folder / f"{s:05d}.jsonl.gz", "wt", encoding="utf-8", compresslevel=1)
-               for s in range(shards)]
-    try:
-        for i, p in enumerate(pages):
-            handles[i % shards].write(json.dumps({"id": p["id"], "text": p["text"],
-                                                  "metadata": {"url": p["url"], "title": p.get("title", "")}},
-                                                 ensure_ascii=False) + "\n")
-    finally:
-        for h in handles:
-            h.close()
-    return folder
+    if hist_folder:
+        steps.append(ScoreHistogram(hist_folder))
+    steps.append(JsonlWriter(output_folder, output_filename="${rank}.jsonl", adapter=_score_adapter,
+                             compression=None))
+    return steps
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# 4. Domain discovery and URL-path annotation
+# 4. Domain discovery and URL-path annotation (from per-rank statistics, never from a list of pages)
 # ----------------------------------------------------------------------------------------------------------------
-def discover_domains(domains: Sequence[str], collected: np.ndarray, min_fraction: float = 0.10):
+def discover_domains(n_pages: dict[str, int], n_collected: dict[str, int], min_fraction: float = 0.10):
     """Per domain: pages in the pool, pages collected, fraction; ``selected`` = fraction > ``min_fraction``."""
     import pandas as pd
 
-    df = pd.DataFrame({"domain": list(domains), "collected": np.asarray(collected, dtype=bool)})
-    g = df.groupby("domain")["collected"].agg(n_pages="size", n_collected="sum").reset_index()
-    g["fraction"] = g["n_collected"] / g["n_pages"]
+    g = pd.DataFrame({"domain": list(n_pages), "n_pages": [int(n_pages[d]) for d in n_pages],
+                      "n_collected": [int(n_collected.get(d, 0)) for d in n_pages]},
+                     columns=["domain", "n_pages", "n_collected"])
+    g["fraction"] = g["n_collected"] / g["n_pages"].clip(lower=1)
     g["selected"] = g["fraction"] > min_fraction
-    return g.sort_values(["selected", "fraction"], ascending=False).reset_index(drop=True)
+    return g.sort_values(["selected", "fraction", "domain"], ascending=[False, False, True]).reset_index(drop=True)
 
 
 def path_prefix(url: str, depth: int = 1) -> str:
@@ -647,24 +836,19 @@ def path_prefix(url: str, depth: int = 1) -> str:
     return "/" + "".join(f"{p}/" for p in parts[:depth])
 
 
-def candidate_prefixes(pages: Sequence[dict[str, Any]], domain: str, collected: np.ndarray | None = None,
-                       depth: int = 1, n_titles: int = 3):
-    """Interactive helper: path prefixes of ``domain`` with page counts, collected counts and sample titles."""
+def candidate_prefixes(prefixes: dict[tuple[str, str], dict[str, Any]], domain: str,
+                       collected: dict[tuple[str, str], int] | None = None):
+    """Interactive helper: path prefixes of ``domain`` with page counts, collected counts and sample titles,
+    from the pool statistics (``prefixes``: ``(domain, prefix) -> {n_pages, titles}``) and a round's
+    collected counts per prefix."""
     import pandas as pd
 
-    rows: dict[str, dict[str, Any]] = {}
-    for i, p in enumerate(pages):
-        if p["domain"] != domain:
-            continue
-        r = rows.setdefault(path_prefix(p["url"], depth), {"n_pages": 0, "n_collected": 0, "titles": []})
-        r["n_pages"] += 1
-        r["n_collected"] += int(bool(collected[i])) if collected is not None else 0
-        if len(r["titles"]) < n_titles and p.get("title"):
-            r["titles"].append(p["title"][:60])
-    df = pd.DataFrame([{"domain": domain, "path_prefix": k, **v, "sample_titles": " | ".join(v.pop("titles"))}
-                       for k, v in rows.items()], columns=["domain", "path_prefix", "n_pages", "n_collected",
-                                                          "titles", "sample_titles"])
-    return df.drop(columns=["titles"]).sort_values("n_pages", ascending=False).reset_index(drop=True)
+    rows = [{"domain": d, "path_prefix": pfx, "n_pages": s["n_pages"],
+             "n_collected": int((collected or {}).get((d, pfx), 0)),
+             "sample_titles": " | ".join(s.get("titles", []))}
+            for (d, pfx), s in prefixes.items() if d == domain]
+    df = pd.DataFrame(rows, columns=["domain", "path_prefix", "n_pages", "n_collected", "sample_titles"])
+    return df.sort_values(["n_pages", "path_prefix"], ascending=[False, True]).reset_index(drop=True)
 
 
 @dataclass(frozen=True)
@@ -739,40 +923,43 @@ def read_labels(path: str | Path) -> dict[str, int]:
     return out
 
 
-def simulated_annotator(candidates, labels: dict[str, int], pages: Sequence[dict[str, Any]],
-                        depth: int = 1) -> list[Annotation]:
+def simulated_annotator(candidates, votes: dict[tuple[str, str], tuple[int, int]]) -> list[Annotation]:
     """SIMULATED stand-in for the paper's manual URL annotation, driven by the ground-truth labels file.
 
-    For each candidate ``(domain, path_prefix)`` it labels the prefix ``math`` when most labelled pages under it are
-    math, else ``not_math``. A person does the same by reading the titles that :func:`candidate_prefixes` shows.
+    ``votes``: ``(domain, path_prefix) -> (labelled pages, math pages)`` under that prefix (the pool statistics).
+    Each candidate prefix is labelled ``math`` when most labelled pages under it are math, else ``not_math``.
+    A person does the same by reading the titles that :func:`candidate_prefixes` shows.
     """
-    votes: dict[tuple[str, str], list[int]] = defaultdict(list)
-    for p in pages:
-        if p["url"] in labels:
-            votes[(p["domain"], path_prefix(p["url"], depth))].append(labels[p["url"]])
     out = []
     for domain, prefix in candidates:
-        v = votes.get((domain, prefix))
-        if not v:
+        n, n_math = votes.get((domain, prefix), (0, 0))
+        if not n:
             continue  # nothing to read under that prefix: a person would skip it too
-        frac = sum(v) / len(v)
-        out.append(Annotation(domain, prefix, MATH if frac >= 0.5 else NOT_MATH,
-                              f"simulated from labels: {sum(v)}/{len(v)} math"))
+        out.append(Annotation(domain, prefix, MATH if n_math / n >= 0.5 else NOT_MATH,
+                              f"simulated from labels: {n_math}/{n} math"))
     return out
 
 
-def annotation_labels(pages: Sequence[dict[str, Any]], annotations: Iterable[Annotation]) -> list[str | None]:
-    """Label of each page from the annotations (longest matching prefix of its domain wins), else None."""
+def annotations_by_domain(annotations: Iterable[Annotation]) -> dict[str, list[Annotation]]:
+    """Annotations per domain, longest prefix first (the one that decides)."""
     by_domain: dict[str, list[Annotation]] = defaultdict(list)
     for a in annotations:
         by_domain[a.domain].append(a)
     for v in by_domain.values():
         v.sort(key=lambda a: -len(a.path_prefix))
-    out: list[str | None] = []
-    for p in pages:
-        path = urlsplit(p["url"]).path or "/"
-        out.append(next((a.label for a in by_domain.get(p["domain"], []) if path.startswith(a.path_prefix)), None))
-    return out
+    return by_domain
+
+
+def annotation_label(url: str, by_domain: dict[str, list[Annotation]]) -> str | None:
+    """Label of one page from the annotations (longest matching prefix of its domain wins), else None."""
+    path = urlsplit(url).path or "/"
+    return next((a.label for a in by_domain.get(domain_of(url), []) if path.startswith(a.path_prefix)), None)
+
+
+def annotation_labels(pages: Sequence[dict[str, Any]], annotations: Iterable[Annotation]) -> list[str | None]:
+    """:func:`annotation_label` of each page of a (small) list."""
+    by_domain = annotations_by_domain(annotations)
+    return [annotation_label(p["url"], by_domain) for p in pages]
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -791,50 +978,218 @@ def token_counter():
         return "whitespace (dsm_utils.tokenizer unavailable)", lambda texts: [len(t.split()) for t in texts]
 
 
-def token_counts_for(texts: Sequence[str], count, budget_chars: int = 600_000, page_chars: int = 4000,
-                     seed: int = 0) -> tuple[np.ndarray, dict[str, Any]]:
-    """Tokens per page: exact when the pool holds at most ``budget_chars`` characters, else estimated.
+def tokens_per_char(sample: Sequence[str], count) -> float:
+    """Tokens per character of a random sample of page heads (the pool statistics' sample).
 
     The toy BPE tokenizer runs at ~0.3 M tokens/s here: exact counts of the whole mini-CC pool (~20 M tokens)
-    would take over a minute, more than all the rounds together. The estimate tokenizes a random sample of pages
-    (each cut to ``page_chars``) up to ``budget_chars`` and scales every page's length by the sample's
-    tokens-per-character ratio. ``info`` says which it was.
-    """
-    lens = np.array([len(t) for t in texts], dtype=np.int64)
-    if lens.sum() <= budget_chars:
-        return np.array(count(list(texts)), dtype=np.int64), {"exact": True}
-    order = np.random.default_rng(seed).permutation(len(texts))
-    take = order[: max(1, int(np.searchsorted(np.cumsum(np.minimum(lens[order], page_chars)), budget_chars)))]
-    sample = [texts[i][:page_chars] for i in take]
-    ratio = sum(count(sample)) / max(1, sum(len(x) for x in sample))
-    return np.rint(lens * ratio).astype(np.int64), {"exact": False, "tokens_per_char": round(ratio, 4),
-                                                    "sample_pages": len(sample)}
+    would take over a minute, more than all the rounds together, and at CC scale counting is a job of its own.
+    Each page's tokens are estimated as its length times this ratio."""
+    sample = [s for s in sample if s]
+    if not sample:
+        return 0.0
+    return sum(count(list(sample))) / max(1, sum(len(s) for s in sample))
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# 6. Rounds
+# 6. Rounds: every pass over the pool is a datatrove stage; the driver keeps statistics only
 # ----------------------------------------------------------------------------------------------------------------
+def score_bin(score: float, bins: int = SCORE_BINS) -> int:
+    return min(bins - 1, max(0, int(score * bins)))
+
+
+def is_collected(score: float, t_bin: int, min_score: float) -> bool:
+    """The keep rule of a round: in the top-fraction bins and at least ``min_score``."""
+    return score_bin(score) >= t_bin and score >= min_score
+
+
+def threshold_bin(hist_folder: str | Path, keep_fraction: float) -> tuple[int, int]:
+    """``(bin, n_pool)``: the lowest score bin such that the pages in it and above are the top ``keep_fraction`` of
+    the pool (all pages of that bin are kept: at least ``keep_fraction``, ties included), from the per-rank
+    histograms of :class:`ScoreHistogram`."""
+    total: Counter = Counter()
+    for f in rank_files(hist_folder, "*.json"):
+        total.update({int(k): v for k, v in json.loads(f.read_text())["counts"].items()})
+    n = sum(total.values())
+    k = int(round(keep_fraction * n))
+    if k <= 0:
+        return SCORE_BINS, n  # nothing kept
+    seen = 0
+    for b in sorted(total, reverse=True):
+        seen += total[b]
+        if seen >= k:
+            return b, n
+    return 0, n
+
+
+def _load_scores(folder: str | Path, rank: int) -> dict[str, float]:
+    """Scores of one rank's shard (``id -> P(math)``): the per-worker state of the round and final stages."""
+    f = Path(folder) / f"{rank:05d}.jsonl"
+    return {rec["id"]: rec["score"] for _, rec in iter_jsonl(f)} if f.exists() else {}
+
+
+class AnnotatedSample(PipelineStep):
+    """Reservoir sample (per rank, per label) of pool pages under annotated URL prefixes -> ``folder/<rank>.jsonl``
+    rows ``{label, text}``: the in-distribution positives/negatives of the next classifier."""
+
+    name = "🎲 annotated sample"
+    type = "📊 - STATS"
+
+    def __init__(self, folder: str, annotations: list[tuple[str, str, str]], n_per_label: int, max_chars: int,
+                 seed: int = 0):
+        super().__init__()
+        self.folder, self.annotations, self.n, self.max_chars, self.seed = folder, annotations, n_per_label, \
+            max_chars, seed
+
+    def run(self, data, rank: int = 0, world_size: int = 1):
+        by_domain = annotations_by_domain(Annotation(*a) for a in self.annotations)
+        rng = random.Random(self.seed * 1_000_003 + rank)
+        res: dict[str, list[str]] = {MATH: [], NOT_MATH: []}
+        seen: Counter = Counter()
+        for doc in data:
+            label = annotation_label(doc.metadata.get("url", ""), by_domain)
+            if label is None:
+                continue
+            seen[label] += 1
+            text = doc.text[: self.max_chars] if self.max_chars else doc.text
+            if len(res[label]) < self.n:
+                res[label].append(text)
+            else:
+                j = rng.randrange(seen[label])
+                if j < self.n:
+                    res[label][j] = text
+        out = Path(self.folder) / f"{rank:05d}.jsonl"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with open(out, "w", encoding="utf-8") as fh:
+            for label, texts in res.items():
+                for t in texts:
+                    fh.write(json.dumps({"label": label, "text": t, "of": seen[label]}, ensure_ascii=False) + "\n")
+        return
+        yield  # a generator that consumes the pages
+
+
+class RoundStats(PipelineStep):
+    """Statistics of one round from its scores (``JsonlReader`` of the scores, text = URL) -> ``folder/<rank>.json``:
+    pages collected (overall, new this round, ever so far), per domain and URL prefix, tokens, ground-truth hits,
+    score histograms. Earlier rounds' scores of the same shard decide what is new."""
+
+    name = "📊 round stats"
+    type = "📊 - STATS"
+
+    def __init__(self, folder: str, t_bin: int, min_score: float, previous: list[tuple[str, int, float]],
+                 labels_path: str = "", depth: int = 1, tokens_per_char: float = 0.0):
+        super().__init__()
+        self.folder, self.t_bin, self.min_score, self.previous = folder, t_bin, min_score, previous
+        self.labels_path, self.depth, self.tpc = labels_path, depth, tokens_per_char
+
+    def run(self, data, rank: int = 0, world_size: int = 1):
+        labels = _labels_cached(self.labels_path) if self.labels_path else {}
+        before = [(_load_scores(f, rank), t, m) for f, t, m in self.previous]
+        dom: Counter = Counter()
+        pfx: Counter = Counter()
+        st = Counter()
+        hist = np.zeros(20, dtype=np.int64)
+        hist_math = np.zeros(20, dtype=np.int64)
+        hist_other = np.zeros(20, dtype=np.int64)
+        for doc in data:
+            url, s = doc.text, float(doc.metadata["score"])
+            hb = min(19, max(0, int(s * 20)))
+            hist[hb] += 1
+            truth = labels.get(url, -1)
+            if truth == 1:
+                hist_math[hb] += 1
+            elif truth == 0:
+                hist_other[hb] += 1
+            st["n_pages"] += 1
+            got = is_collected(s, self.t_bin, self.min_score)
+            ever = any(is_collected(sc[doc.id], t, m) for sc, t, m in before if doc.id in sc)
+            if got or ever:
+                st["cumulative"] += 1
+            if not got:
+                continue
+            st["collected"] += 1
+            st["new"] += int(not ever)
+            st["tokens"] += int(round(int(doc.metadata.get("chars", 0)) * self.tpc))
+            d = domain_of(url)
+            dom[d] += 1
+            pfx[f"{d}\t{path_prefix(url, self.depth)}"] += 1
+            if truth >= 0:
+                st["collected_known"] += 1
+                st["tp"] += int(truth == 1)
+        _write_json_atomic(Path(self.folder) / f"{rank:05d}.json",
+                           {**{k: int(v) for k, v in st.items()}, "domains": dict(dom), "prefixes": dict(pfx),
+                            "hist": hist.tolist(), "hist_math": hist_math.tolist(),
+                            "hist_other": hist_other.tolist()})
+        return
+        yield
+
+
+@dataclass
+class PoolSummary:
+    """The pool statistics merged over ranks (sizes: domains and URL prefixes, not pages)."""
+
+    n_pages: int = 0
+    chars: int = 0
+    n_labelled: int = 0
+    n_math: int = 0
+    prefixes: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    domains: dict[str, int] = field(default_factory=dict)
+    kept_of_cluster: dict[str, str] = field(default_factory=dict)
+    sample: list[str] = field(default_factory=list)
+
+    @classmethod
+    def read(cls, folder: str | Path) -> "PoolSummary":
+        out = cls()
+        for f in rank_files(folder, "*.json"):
+            s = json.loads(f.read_text())
+            out.n_pages += s["n_pages"]
+            out.chars += s["chars"]
+            out.n_labelled += s["n_labelled"]
+            out.n_math += s["n_math"]
+            out.kept_of_cluster.update(s["kept_of_cluster"])
+            out.sample += s["sample"]
+            for key, v in s["prefixes"].items():
+                d, p = key.split("\t")
+                cur = out.prefixes.setdefault((d, p), {"n_pages": 0, "n_labelled": 0, "n_math": 0, "titles": []})
+                for k in ("n_pages", "n_labelled", "n_math"):
+                    cur[k] += v[k]
+                cur["titles"] = (cur["titles"] + v["titles"])[:3]
+                out.domains[d] = out.domains.get(d, 0) + v["n_pages"]
+        return out
+
+    def votes(self) -> dict[tuple[str, str], tuple[int, int]]:
+        return {k: (v["n_labelled"], v["n_math"]) for k, v in self.prefixes.items()}
+
+
+def read_round_stats(folder: str | Path) -> dict[str, Any]:
+    """Merge the per-rank files of :class:`RoundStats`."""
+    out: dict[str, Any] = {"domains": Counter(), "prefixes": Counter(), "hist": np.zeros(20, dtype=np.int64),
+                           "hist_math": np.zeros(20, dtype=np.int64), "hist_other": np.zeros(20, dtype=np.int64)}
+    for k in ("n_pages", "collected", "new", "cumulative", "tokens", "collected_known", "tp"):
+        out[k] = 0
+    for f in rank_files(folder, "*.json"):
+        s = json.loads(f.read_text())
+        for k in ("n_pages", "collected", "new", "cumulative", "tokens", "collected_known", "tp"):
+            out[k] += s.get(k, 0)
+        out["domains"].update(s["domains"])
+        out["prefixes"].update({tuple(k.split("\t")): v for k, v in s["prefixes"].items()})
+        for h in ("hist", "hist_math", "hist_other"):
+            out[h] += np.array(s[h])
+    return out
+
+
 @dataclass
 class RoundState:
-    """Everything that carries over between rounds."""
+    """What carries over between rounds: training texts, annotations, thresholds, per-round records. No pages."""
 
-    pages: list[dict[str, Any]]  # the deduplicated pool
     seed_texts: list[str]
     negative_texts: list[str]
+    pool: PoolSummary
+    tokens_per_char: float = 0.0
     annotations: list[Annotation] = field(default_factory=list)
-    first_round: np.ndarray | None = None  # round in which each page was first collected (0 = never)
     math_domains: list[str] = field(default_factory=list)  # domains annotated with a math prefix, in order found
     rounds: list[dict[str, Any]] = field(default_factory=list)
-    scores: np.ndarray | None = None
-    collected: np.ndarray | None = None
-
-
-def top_fraction(scores: np.ndarray, fraction: float) -> np.ndarray:
-    """Boolean mask of the ``fraction`` highest-scored pages (ties broken by order)."""
-    k = int(round(fraction * len(scores)))
-    mask = np.zeros(len(scores), dtype=bool)
-    mask[np.argsort(-scores, kind="stable")[:k]] = True
-    return mask
+    keep_rules: list[tuple[str, int, float]] = field(default_factory=list)  # (scores folder, bin, min score)
+    last_collected: dict[tuple[str, str], int] = field(default_factory=dict)  # per prefix, last round
 
 
 def _fill(first: Sequence[str], rest: Sequence[str], n: int, rng: random.Random) -> list[str]:
@@ -845,71 +1200,91 @@ def _fill(first: Sequence[str], rest: Sequence[str], n: int, rng: random.Random)
     return a + b
 
 
+def _read_samples(folder: str | Path) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {MATH: [], NOT_MATH: []}
+    for f in rank_files(folder, "*.jsonl"):
+        for _, rec in iter_jsonl(f):
+            out[rec["label"]].append(rec["text"])
+    return out
+
+
 def run_round(state: RoundState, r: int, work_dir: str | Path, ft: FastTextParams, *, keep_fraction: float,
               min_score: float = 0.5, min_domain_fraction: float = 0.10, annotator: str = "simulated",
-              labels: dict[str, int] | None = None,
-              annotation_file: str | Path | None = None, annotation_depth: int = 1,
-              use_annotated_negatives: bool = True, max_train_per_class: int = 3000, token_counts=None,
-              executor: str = "local", tasks: int = 1, workers: int = 1, seed: int = 0,
+              labels_path: str = "", annotation_file: str | Path | None = None, annotation_depth: int = 1,
+              use_annotated_negatives: bool = True, max_train_per_class: int = 3000,
+              executor: str = "local", tasks: int = 1, workers: int = 1, light_workers: int = 1, seed: int = 0,
               executor_kwargs: dict | None = None) -> dict[str, Any]:
-    """One iteration of §2.1: train -> score the pool (datatrove) -> keep top -> domains -> annotate -> grow seed.
+    """One iteration of §2.1: sample -> train -> score the pool -> keep top -> domains -> annotate -> grow seed.
 
-    Training data: positives are the seed plus every page under a URL prefix annotated ``math`` (collected or not:
-    the paper's "uncollected pages are added to the seed"); negatives are random CC pages plus, when
-    ``use_annotated_negatives``, every page under a prefix annotated ``not_math`` -- the hard negatives that
-    random CC lacks (documentation sites that look like the math ones). Kept ("collected") pages are the
-    ``keep_fraction`` top-ranked pages whose P(math) is also at least ``min_score``. The threshold is not applied
+    Every pass over the pool is a datatrove stage on ``executor`` with ``tasks`` tasks, one per pool shard
+    (``light_workers`` run the cheap statistics stages, ``workers`` the scoring). The driver only reads the
+    per-rank sample and statistics files.
+
+    Training data: positives are the seed plus pages under a URL prefix annotated ``math`` (collected or not: the
+    paper's "uncollected pages are added to the seed"); negatives are random CC pages plus, when
+    ``use_annotated_negatives``, pages under a prefix annotated ``not_math`` -- the hard negatives that random CC
+    lacks (documentation sites that look like the math ones). Kept ("collected") pages are the ``keep_fraction``
+    top-ranked pages (by score bin) whose P(math) is also at least ``min_score``. The threshold is not applied
     while no annotation exists (round 1): the seed-vs-random-CC classifier is calibrated on another distribution
-    than the pool (on the mini-CC it gives P(math) >= 0.5 to 3 of 4,917 pages), so round 1 is rank-only as in
-    the paper; from the first annotations on, the classifier has trained on pool pages and its scores mean what
+    than the pool (on the mini-CC it gives P(math) >= 0.5 to 3 of 4,917 pages), so round 1 is rank-only as in the
+    paper; from the first annotations on, the classifier has trained on pool pages and its scores mean what
     they say.
     """
     work = Path(work_dir)
+    rd = work / f"round{r}"
     rng = random.Random(seed + r)
-    n = len(state.pages)
-    if state.first_round is None:
-        state.first_round = np.zeros(n, dtype=int)
-    ann = annotation_labels(state.pages, state.annotations)
-    ann_pos = [p["text"] for p, a in zip(state.pages, ann) if a == MATH]
-    ann_neg = [p["text"] for p, a in zip(state.pages, ann) if a == NOT_MATH] if use_annotated_negatives else []
-    pos = _fill(ann_pos, state.seed_texts, max_train_per_class, rng)
-    neg = _fill(ann_neg, state.negative_texts, max_train_per_class, rng)
+    ex = dict(executor=executor, tasks=tasks, log_file=str(work / "logs" / "datatrove.log"), **(executor_kwargs or {}))
+    light = dict(ex, workers=light_workers if executor == "local" else workers)
+    heavy = dict(ex, workers=workers)
 
     t0 = time.time()
-    model_path = work / f"round{r}" / "classifier.bin"
+    ann_pos: list[str] = []
+    ann_neg: list[str] = []
+    if state.annotations:
+        from datatrove.pipeline.readers import JsonlReader
+
+        n_per_label = max(1, -(-max_train_per_class // max(1, tasks)))  # ceil: enough for the 3/4 share
+        run_stage([JsonlReader(str(work / "pool"), glob_pattern="*.jsonl"),
+                   AnnotatedSample(str(rd / "sample"), [(a.domain, a.path_prefix, a.label) for a in state.annotations],
+                                   n_per_label, ft.max_chars, seed + r)],
+                  logging_dir=str(rd / "logs_sample"), **light)
+        samples = _read_samples(rd / "sample")
+        ann_pos = samples[MATH]
+        ann_neg = samples[NOT_MATH] if use_annotated_negatives else []
+    pos = _fill(ann_pos, state.seed_texts, max_train_per_class, rng)
+    neg = _fill(ann_neg, state.negative_texts, max_train_per_class, rng)
+    model_path = rd / "classifier.bin"
     train_classifier(pos, neg, model_path, ft, seed=seed)
     t_train = time.time() - t0
 
     t0 = time.time()
-    score_dir = work / f"round{r}" / "scores"
-    run_stage(scoring_pipeline(str(work / "pool"), str(model_path), str(score_dir), ft.max_chars), executor,
-              tasks, workers,
-              logging_dir=str(work / f"round{r}" / "logs"), **(executor_kwargs or {}))
-    by_id = {rec["id"]: rec["score"] for rec in read_folder(score_dir)}
-    missing = [p["id"] for p in state.pages if p["id"] not in by_id]
-    if missing:
-        raise RuntimeError(f"{score_dir}: {len(missing)} pool pages have no score (e.g. {missing[:3]})")
-    scores = np.array([by_id[p["id"]] for p in state.pages])
+    run_stage(scoring_pipeline(str(work / "pool"), str(model_path), str(rd / "scores"), ft.max_chars,
+                               hist_folder=str(rd / "hist")), logging_dir=str(rd / "logs_score"), **heavy)
+    t_bin, n = threshold_bin(rd / "hist", keep_fraction)
+    if n != state.pool.n_pages:
+        raise RuntimeError(f"{rd / 'hist'}: {n} pages scored, the pool has {state.pool.n_pages}")
+    min_s = min_score if state.annotations else float("-inf")  # see the docstring
     t_score = time.time() - t0
 
-    collected = top_fraction(scores, keep_fraction)
-    if state.annotations:  # the threshold needs a classifier that has seen annotated pool pages (see docstring)
-        collected &= scores >= min_score
-    state.first_round[(state.first_round == 0) & collected] = r
-    state.scores, state.collected = scores, collected
+    from datatrove.pipeline.readers import JsonlReader
+    run_stage([JsonlReader(str(rd / "scores"), glob_pattern="*.jsonl", text_key="url"),
+               RoundStats(str(rd / "stats"), t_bin, min_s, list(state.keep_rules), labels_path,
+                          annotation_depth, state.tokens_per_char)],
+              logging_dir=str(rd / "logs_stats"), **light)
+    rs = read_round_stats(rd / "stats")
+    state.keep_rules.append((str(rd / "scores"), t_bin, min_s))
+    state.last_collected = dict(rs["prefixes"])
 
-    doms = discover_domains([p["domain"] for p in state.pages], collected, min_domain_fraction)
+    doms = discover_domains(state.pool.domains, rs["domains"], min_domain_fraction)
     selected = doms.loc[doms["selected"], "domain"].tolist()
-    cands = []
-    for d in selected:
-        cp = candidate_prefixes(state.pages, d, collected, depth=annotation_depth)
-        cands += [(d, pfx) for pfx in cp["path_prefix"]]
+    cands = [(d, pfx) for d in selected
+             for pfx in candidate_prefixes(state.pool.prefixes, d, rs["prefixes"])["path_prefix"]]
     done = {(a.domain, a.path_prefix) for a in state.annotations}
     todo = [c for c in cands if c not in done]
     if annotator == "simulated":
-        if labels is None:
+        if not labels_path:
             raise ValueError("annotator='simulated' needs the labels file (labels_path)")
-        new = simulated_annotator(todo, labels, state.pages, depth=annotation_depth)
+        new = simulated_annotator(todo, state.pool.votes())
     elif annotator == "file":
         if annotation_file is None:
             raise ValueError("annotator='file' needs annotation_file")
@@ -927,22 +1302,18 @@ def run_round(state: RoundState, r: int, work_dir: str | Path, ft: FastTextParam
     state.math_domains += new_domains
 
     rec: dict[str, Any] = {
-        "round": r, "n_pos_train": len(pos), "n_neg_train": len(neg), "pages_collected": int(collected.sum()),
-        "candidate_domains": selected, "new_math_domains": new_domains, "math_domains": list(state.math_domains),
-        "n_annotations": len(state.annotations), "seconds_train": round(t_train, 2), "seconds_score": round(t_score, 2),
-        "pages_per_s_score": round(n / max(t_score, 1e-9), 1),
-        "score_hist": np.histogram(scores, bins=20, range=(0, 1))[0].tolist(),
+        "round": r, "n_pos_train": len(pos), "n_neg_train": len(neg), "pages_collected": rs["collected"],
+        "new_pages": rs["new"], "cumulative_pages": rs["cumulative"], "tokens_collected": rs["tokens"],
+        "threshold": round(t_bin / SCORE_BINS, 5), "candidate_domains": selected, "new_math_domains": new_domains,
+        "math_domains": list(state.math_domains), "n_annotations": len(state.annotations),
+        "seconds_train": round(t_train, 2), "seconds_score": round(t_score, 2),
+        "pages_per_s_score": round(n / max(t_score, 1e-9), 1), "score_hist": rs["hist"].tolist(),
     }
-    if token_counts is not None:
-        rec["tokens_collected"] = int(np.asarray(token_counts)[collected].sum())
-    if labels:
-        truth = np.array([labels.get(p["url"], -1) for p in state.pages])
-        known = truth >= 0
-        tp = int(((truth == 1) & collected).sum())
-        rec["precision"] = tp / max(1, int((collected & known).sum()))
-        rec["recall"] = tp / max(1, int((truth == 1).sum()))
-        rec["score_hist_math"] = np.histogram(scores[truth == 1], bins=20, range=(0, 1))[0].tolist()
-        rec["score_hist_other"] = np.histogram(scores[truth == 0], bins=20, range=(0, 1))[0].tolist()
+    if labels_path:
+        rec["precision"] = rs["tp"] / max(1, rs["collected_known"])
+        rec["recall"] = rs["tp"] / max(1, state.pool.n_math)
+        rec["score_hist_math"] = rs["hist_math"].tolist()
+        rec["score_hist_other"] = rs["hist_other"].tolist()
     state.rounds.append(rec)
     return rec
 
@@ -954,6 +1325,154 @@ def _append_blank(path: str | Path, rows: list[Annotation]) -> None:
         with open(path, encoding="utf-8", newline="") as fh:
             existing = [Annotation(*(row + ["", "", "", ""])[:4]) for row in csv.reader(fh, delimiter="\t")][1:]
     write_annotations(path, existing + rows)
+
+
+class FinalSelect(PipelineStep):
+    """The corpus pages: collected in the last round; ``metadata`` gets the first round that collected the page,
+    its last score and its estimated tokens. Reads the shard's scores of every round (per worker)."""
+
+    name = "🎯 final select"
+    type = "🔻 - FILTER"
+
+    def __init__(self, keep_rules: list[tuple[str, int, float]], tokens_per_char: float):
+        super().__init__()
+        self.keep_rules, self.tpc = keep_rules, tokens_per_char
+
+    def run(self, data, rank: int = 0, world_size: int = 1):
+        scores = [(_load_scores(f, rank), t, m) for f, t, m in self.keep_rules]
+        for doc in data:
+            got = [is_collected(sc[doc.id], t, m) if doc.id in sc else False for sc, t, m in scores]
+            self.stat_update("total")
+            if not got or not got[-1]:
+                self.stat_update("dropped")
+                continue
+            doc.metadata["round"] = got.index(True) + 1
+            doc.metadata["score"] = float(scores[-1][0][doc.id])
+            doc.metadata["tokens"] = int(round(len(doc.text) * self.tpc))
+            self.stat_update("forwarded")
+            yield doc
+
+
+_DECONT_CACHE: dict[tuple[str, int, int], Any] = {}
+
+
+class Decontaminate(PipelineStep):
+    """§2.1 decontamination as a datatrove filter (:mod:`dsm_utils.corpus_decont`'s index, built once per worker
+    process): drops pages holding a benchmark 10-gram (or a whole 3-9-token benchmark text); the dropped rows and
+    the kept pages/tokens per round go to ``folder/<rank>.json``."""
+
+    name = "🧼 decontaminate"
+    type = "🔻 - FILTER"
+
+    def __init__(self, folder: str, data_dir: str, n: int = 10, min_len: int = 3, batch: int = 2048):
+        super().__init__()
+        self.folder, self.data_dir, self.n, self.min_len, self.batch = folder, data_dir, n, min_len, batch
+
+    def _index(self):
+        from .corpus_decont import DecontIndex, load_benchmark_items
+
+        key = (self.data_dir, self.n, self.min_len)
+        if key not in _DECONT_CACHE:
+            _DECONT_CACHE[key] = DecontIndex.build(load_benchmark_items(self.data_dir), n=self.n, min_len=self.min_len)
+        return _DECONT_CACHE[key]
+
+    def run(self, data, rank: int = 0, world_size: int = 1):
+        index = self._index()
+        dropped: list[dict[str, Any]] = []
+        by_round: dict[str, list[int]] = {}
+        checked = 0
+
+        def flush(buf):
+            nonlocal checked
+            checked += len(buf)
+            flags = index.flag([d.text for d in buf])
+            for d, f in zip(buf, flags):
+                m = index.match(d.text) if f else None
+                if m is not None:
+                    hit, gram = m
+                    dropped.append({"url": d.metadata.get("url"), "benchmark": hit.benchmark, "item": hit.item,
+                                    "field": hit.field, "matched": gram, "benchmark_text": hit.text[:200]})
+                    self.stat_update("dropped")
+                    continue
+                r = by_round.setdefault(str(d.metadata.get("round", 0)), [0, 0])
+                r[0] += 1
+                r[1] += int(d.metadata.get("tokens", 0))
+                self.stat_update("forwarded")
+                yield d
+
+        buf = []
+        for doc in data:
+            buf.append(doc)
+            if len(buf) >= self.batch:
+                yield from flush(buf)
+                buf = []
+        if buf:
+            yield from flush(buf)
+        _write_json_atomic(Path(self.folder) / f"{rank:05d}.json",
+                           {"checked": checked, "dropped": dropped, "kept_by_round": by_round,
+                            "index_sizes": index.sizes()})
+
+
+def _corpus_adapter(self, document) -> dict:
+    md = document.metadata
+    return {"url": md.get("url"), "text": document.text, "round": int(md.get("round", 0)),
+            "score": round(float(md.get("score", 0.0)), 4)}
+
+
+def final_pipeline(pool_folder: str, keep_rules: list[tuple[str, int, float]], tokens_per_char: float,
+                   decont_folder: str, data_dir: str, corpus_folder: str, decont_n: int = 10,
+                   decont_min: int = 3) -> list:
+    """``JsonlReader`` (pool) -> :class:`FinalSelect` -> :class:`Decontaminate` -> ``JsonlWriter`` (corpus shards,
+    ``{url, text, round, score}``, gzip)."""
+    from datatrove.pipeline.readers import JsonlReader
+    from datatrove.pipeline.writers import JsonlWriter
+
+    return [JsonlReader(pool_folder, glob_pattern="*.jsonl"),
+            FinalSelect(keep_rules, tokens_per_char),
+            Decontaminate(decont_folder, data_dir, decont_n, decont_min),
+            JsonlWriter(corpus_folder, output_filename="${rank}.jsonl.gz", adapter=_corpus_adapter)]
+
+
+def concat_corpus(shards_folder: str | Path, path: str | Path) -> Path:
+    """One ``corpus.jsonl.gz`` from the gzip shards, byte by byte (concatenated gzip members are one valid gzip
+    file), so the driver never holds the corpus."""
+    import shutil
+
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as out:
+        for f in rank_files(shards_folder, "*.jsonl.gz"):
+            with open(f, "rb") as fh:
+                shutil.copyfileobj(fh, out)
+    os.replace(tmp, path)
+    return path
+
+
+def read_decont_stats(folder: str | Path) -> dict[str, Any]:
+    out: dict[str, Any] = {"checked": 0, "dropped": [], "kept_by_round": {}, "index_sizes": {}}
+    for f in rank_files(folder, "*.json"):
+        s = json.loads(f.read_text())
+        out["checked"] += s["checked"]
+        out["dropped"] += s["dropped"]
+        out["index_sizes"] = s["index_sizes"]
+        for r, (p, t) in s["kept_by_round"].items():
+            cur = out["kept_by_round"].setdefault(int(r), [0, 0])
+            cur[0] += p
+            cur[1] += t
+    out["kept_by_round"] = dict(sorted(out["kept_by_round"].items()))
+    return out
+
+
+def _stage_stat(logging_dir: str | Path, step: str, key: str) -> int:
+    """A counter of one step from datatrove's merged ``stats.json`` of a stage (0 when absent)."""
+    f = Path(logging_dir) / "stats.json"
+    if not f.exists():
+        return 0
+    for s in json.loads(f.read_text()):
+        if step.lower() in s.get("name", "").lower():
+            v = s.get("stats", {}).get(key, 0)
+            return int(v["total"] if isinstance(v, dict) else v)
+    return 0
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -973,6 +1492,8 @@ class CorpusConfig:
     seed_hub_id: str = ""
     seed_limit: int = -1
     negatives_glob: str = "web/cc_wet_text/*.jsonl.gz"
+    negatives_hub_id: str = ""
+    negatives_limit: int = -1
     labels_path: str = "web/minicc/labels.tsv"
     n_rounds: int = 4
     keep_fraction: float = 0.35
@@ -984,16 +1505,18 @@ class CorpusConfig:
     use_annotated_negatives: bool = True
     max_train_per_class: int = 3000
     min_words: int = 20
-    minhash_perm: int = 64
-    minhash_bands: int = 8
+    dedup: DedupParams = field(default_factory=DedupParams)
     decont_n: int = 10
     decont_min: int = 3
     ft: FastTextParams = field(default_factory=FastTextParams)
     executor: str = "local"
     tasks: int = 4
     workers: int = 2
+    light_workers: int = 1  # local executor: the cheap statistics stages run in this process, one task after another
+    executor_kwargs: dict = field(default_factory=dict)  # {"slurm": {...}} or {"ray": {...}}
     seed: int = 0
     count_tokens: bool = True
+    token_sample_pages: int = 60  # pages per task whose tokens are counted (token-per-character ratio)
 
 
 def _glob(pattern: str, root: str) -> list[str]:
@@ -1005,89 +1528,147 @@ def _glob(pattern: str, root: str) -> list[str]:
     return files
 
 
-def run_pipeline(cfg: CorpusConfig, progress: bool = False) -> dict[str, Any]:
-    """Extraction -> dedup -> ``n_rounds`` rounds -> decontamination -> ``corpus.jsonl.gz``; returns the stats."""
-    from .corpus_decont import DecontIndex, decontaminate, load_benchmark_items
+def _n_input_files(folder: str, glob_pattern: str) -> int | None:
+    """Number of input files of a local folder (None for remote ones: not listed by the driver)."""
+    if "://" in folder:
+        return None
+    return len(list(Path(folder).glob(glob_pattern)))
 
+
+def build_pool(cfg: CorpusConfig) -> dict[str, Any]:
+    """Extraction -> short pages out -> URL dedup -> MinHash dedup -> pool, all datatrove stages; returns the
+    counts (pages extracted, dropped at each step, pool size) and the stage seconds. The pool lands in
+    ``work/pool/<rank>.jsonl`` (one shard per task), its statistics in ``work/pool_stats``."""
+    work = Path(cfg.work_dir)
+    ex = dict(executor=cfg.executor, **cfg.executor_kwargs)
+    warc = resolve(cfg.warc_folder, cfg.data_dir)
+    n_files = _n_input_files(warc, cfg.warc_glob)
+    if n_files == 0:
+        raise FileNotFoundError(f"no files match {warc}/{cfg.warc_glob}")
+    # every task needs at least one WARC file: each stage after extraction reads shard <rank> of the one before
+    tasks = min(cfg.tasks, n_files) if n_files else cfg.tasks
+    light = cfg.light_workers if cfg.executor == "local" else cfg.workers
+    ex["log_file"] = str(work / "logs" / "datatrove.log")
+    seconds: dict[str, float] = {}
+
+    seconds["extract"] = run_stage(
+        extraction_pipeline(warc, str(work / "extracted"), cfg.warc_glob, cfg.max_pages_per_task, cfg.extractor,
+                            min_words=cfg.min_words, url_sig_folder=str(work / "dedup/url_sigs")),
+        tasks=tasks, workers=cfg.workers, logging_dir=str(work / "logs/extract"), **ex)
+    shards = len(rank_files(work / "extracted", "*.jsonl"))
+    if shards != tasks:
+        raise RuntimeError(f"{work / 'extracted'}: {shards} shards from {tasks} extraction tasks (a task found no "
+                           f"page: lower `tasks` or check {warc})")
+    t0 = time.time()
+    find, filt = url_dedup_stages(str(work / "extracted"), str(work / "dedup/url_sigs"), str(work / "dedup/url_dups"),
+                                  str(work / "urldedup"), str(work / "dedup/minhash_sigs"), cfg.dedup)
+    run_stage(find, tasks=1, workers=1, logging_dir=str(work / "logs/url_find"), **ex)
+    run_stage(filt, tasks=tasks, workers=cfg.workers, logging_dir=str(work / "logs/url_filter"), **ex)
+    buckets, cluster = minhash_stages(str(work / "dedup/minhash_sigs"), str(work / "dedup/minhash_buckets"),
+                                      str(work / "dedup/minhash_clusters"), cfg.dedup)
+    run_stage(buckets, tasks=cfg.dedup.bands, workers=light, logging_dir=str(work / "logs/minhash_buckets"), **ex)
+    run_stage(cluster, tasks=1, workers=1, logging_dir=str(work / "logs/minhash_cluster"), **ex)
+    (work / "dedup/minhash_clusters").mkdir(parents=True, exist_ok=True)
+    for rank in range(tasks):  # datatrove's filter skips a shard with no removal, cluster ids included (and warns)
+        for ext in (".remove", ".clusters"):
+            (work / "dedup/minhash_clusters" / f"{rank:06d}{ext}").touch(exist_ok=True)
+    run_stage(pool_pipeline(str(work / "urldedup"), str(work / "dedup/minhash_clusters"), str(work / "pool"),
+                            str(work / "pool_stats"), str(work / "near_dups"),
+                            resolve(cfg.labels_path, cfg.data_dir) if cfg.labels_path else "", cfg.annotation_depth,
+                            cfg.token_sample_pages, cfg.seed),
+              tasks=tasks, workers=cfg.workers, logging_dir=str(work / "logs/pool"), **ex)
+    seconds["dedup"] = time.time() - t0
+    pool = PoolSummary.read(work / "pool_stats")
+    extracted = _stage_stat(work / "logs/extract", "min words", "total")
+    return {"tasks": tasks, "seconds": seconds, "pages_extracted": extracted,
+            "dropped_short": _stage_stat(work / "logs/extract", "min words", "dropped"),
+            "dropped_url_dup": _stage_stat(work / "logs/url_filter", "exact-deduplication", "dropped"),
+            "dropped_near_dup": _stage_stat(work / "logs/pool", "minhash", "dropped"),
+            "pool_pages": pool.n_pages, "pool": pool}
+
+
+def near_dup_examples(work_dir: str | Path, pool: PoolSummary, n: int = 8) -> list[tuple[str, str]]:
+    """``(dropped url, kept url of its cluster)`` for the first ``n`` near duplicates MinHash removed."""
+    out = []
+    for f in rank_files(Path(work_dir) / "near_dups", "*.jsonl"):
+        for _, rec in iter_jsonl(f):
+            md = rec.get("metadata") or {}
+            out.append((md.get("url"), pool.kept_of_cluster.get(str(md.get("minhash_cluster_id")), "")))
+            if len(out) >= n:
+                return out
+    return out
+
+
+def run_pipeline(cfg: CorpusConfig, progress: bool = False) -> dict[str, Any]:
+    """Pool (datatrove stages) -> ``n_rounds`` rounds -> final selection + decontamination -> ``corpus.jsonl.gz``;
+    returns the stats. The driver holds statistics, the seed/negative texts and training samples, never the pool."""
     work = Path(cfg.work_dir)
     stats: dict[str, Any] = {"stage_seconds": {}, "pages_per_s_by_stage": {}}
     t_all = time.time()
-
-    t0 = time.time()
-    run_stage(extraction_pipeline(resolve(cfg.warc_folder, cfg.data_dir), str(work / "extracted"), cfg.warc_glob,
-                                  cfg.max_pages_per_task, cfg.extractor), cfg.executor, cfg.tasks, cfg.workers,
-              logging_dir=str(work / "logs_extract"))
-    pages = load_pages(work / "extracted")
-    _stage(stats, "extract", t0, len(pages))
-
-    t0 = time.time()
-    n_extracted = len(pages)
-    pages = [p for p in pages if len(p["text"].split()) >= cfg.min_words]
-    n_short = n_extracted - len(pages)
-    pages, n_url = url_dedup(pages)
-    pages, near = minhash_dedup(pages, num_perm=cfg.minhash_perm, bands=cfg.minhash_bands,
-                                rows=cfg.minhash_perm // cfg.minhash_bands, seed=cfg.seed)
-    write_pool(pages, work / "pool", shards=cfg.tasks)
-    _stage(stats, "dedup", t0, n_extracted)
-    stats.update(extractor=cfg.extractor if cfg.extractor != "auto" else default_extractor(),
-                 pages_extracted=n_extracted, dropped_short=n_short, dropped_url_dup=n_url,
-                 dropped_near_dup=len(near), pool_pages=len(pages))
+    built = build_pool(cfg)
+    pool: PoolSummary = built.pop("pool")
+    for k, v in built.pop("seconds").items():
+        stats["stage_seconds"][k] = round(v, 2)
+    stats["pages_per_s_by_stage"]["extract"] = round(built["pages_extracted"] / max(stats["stage_seconds"]["extract"], 1e-9), 1)
+    stats["pages_per_s_by_stage"]["dedup"] = round(built["pages_extracted"] / max(stats["stage_seconds"]["dedup"], 1e-9), 1)
+    stats.update(extractor=cfg.extractor if cfg.extractor != "auto" else default_extractor(), **built)
 
     seed_pages = (load_hub_texts(cfg.seed_hub_id, cfg.seed_limit) if cfg.seed_hub_id
                   else load_math_qa_seed(_glob(cfg.seed_glob, cfg.data_dir)))
-    negatives = load_text_records(_glob(cfg.negatives_glob, cfg.data_dir))
-    labels = read_labels(resolve(cfg.labels_path, cfg.data_dir)) if cfg.labels_path else None
+    negatives = (load_hub_texts(cfg.negatives_hub_id, cfg.negatives_limit) if cfg.negatives_hub_id
+                 else load_text_records(_glob(cfg.negatives_glob, cfg.data_dir), limit=cfg.negatives_limit))
+    labels_path = resolve(cfg.labels_path, cfg.data_dir) if cfg.labels_path else ""
 
     t0 = time.time()
     tok_name, count = token_counter() if cfg.count_tokens else ("whitespace", lambda ts: [len(t.split()) for t in ts])
-    token_counts, tok_info = token_counts_for([p["text"] for p in pages], count, seed=cfg.seed)
-    _stage(stats, "tokens", t0, len(pages))
+    tpc = tokens_per_char(pool.sample, count)
+    stats["stage_seconds"]["tokens"] = round(time.time() - t0, 2)
     stats["tokenizer"] = tok_name
-    stats["token_counts"] = tok_info
+    stats["token_counts"] = {"exact": False, "tokens_per_char": round(tpc, 4), "sample_pages": len(pool.sample)}
 
-    state = RoundState(pages, [s["text"] for s in seed_pages], [x["text"] for x in negatives])
+    state = RoundState([s["text"] for s in seed_pages], [x["text"] for x in negatives], pool, tpc)
     t0 = time.time()
     for r in range(1, cfg.n_rounds + 1):
         run_round(state, r, work, cfg.ft, keep_fraction=cfg.keep_fraction, min_score=cfg.min_score,
-                  min_domain_fraction=cfg.min_domain_fraction, annotator=cfg.annotator, labels=labels,
+                  min_domain_fraction=cfg.min_domain_fraction, annotator=cfg.annotator, labels_path=labels_path,
                   annotation_file=resolve(cfg.annotation_file, cfg.work_dir) if cfg.annotation_file else None,
                   annotation_depth=cfg.annotation_depth, use_annotated_negatives=cfg.use_annotated_negatives,
-                  max_train_per_class=cfg.max_train_per_class, token_counts=token_counts, executor=cfg.executor,
-                  tasks=cfg.tasks, workers=cfg.workers, seed=cfg.seed)
-    _stage(stats, "rounds", t0, len(pages) * cfg.n_rounds)
+                  max_train_per_class=cfg.max_train_per_class, executor=cfg.executor, tasks=built["tasks"],
+                  workers=cfg.workers, light_workers=cfg.light_workers, seed=cfg.seed,
+                  executor_kwargs=cfg.executor_kwargs)
+    stats["stage_seconds"]["rounds"] = round(time.time() - t0, 2)
     stats["rounds"] = state.rounds
-    t_score = sum(r["seconds_score"] for r in state.rounds)  # the datatrove part of the rounds, on its own
-    stats["pages_per_s_by_stage"]["score"] = round(len(pages) * cfg.n_rounds / max(t_score, 1e-9), 1)
+    t_score = sum(r["seconds_score"] for r in state.rounds)  # the datatrove scoring part of the rounds, on its own
+    stats["pages_per_s_by_stage"]["score"] = round(pool.n_pages * cfg.n_rounds / max(t_score, 1e-9), 1)
 
     t0 = time.time()
-    final = [dict(p, round=int(state.first_round[i]), score=float(state.scores[i]), tokens=int(token_counts[i]))
-             for i, p in enumerate(state.pages) if state.collected[i]]
-    index = DecontIndex.build(load_benchmark_items(cfg.data_dir), n=cfg.decont_n, min_len=cfg.decont_min)
-    kept, dropped = decontaminate(final, index, progress=progress)
-    _stage(stats, "decontaminate", t0, len(final))
-    stats["decontamination"] = {"checked": len(final), "dropped": len(dropped),
-                                "by_benchmark": dict(Counter(d["benchmark"] for d in dropped)), "examples": dropped[:20]}
-
-    t0 = time.time()
-    out = write_corpus(work / "corpus.jsonl.gz", kept)
-    _stage(stats, "write", t0, len(kept))
-    stats.update(corpus_path=str(out), corpus_pages=len(kept), corpus_tokens=int(sum(p["tokens"] for p in kept)),
+    fin = finalize(state, cfg.work_dir, cfg.data_dir, work / "corpus.jsonl.gz", decont_n=cfg.decont_n,
+                   decont_min=cfg.decont_min, executor=cfg.executor, tasks=built["tasks"], workers=cfg.workers,
+                   executor_kwargs=cfg.executor_kwargs)
+    stats["stage_seconds"]["decontaminate_write"] = round(time.time() - t0, 2)
+    dec = fin["decont"]
+    stats["decontamination"] = {"checked": dec["checked"], "dropped": len(dec["dropped"]),
+                                "by_benchmark": dict(Counter(d["benchmark"] for d in dec["dropped"])),
+                                "examples": dec["dropped"][:20]}
+    stats.update(corpus_path=str(fin["path"]), corpus_pages=fin["pages"], corpus_tokens=fin["tokens"],
                  math_domains=state.math_domains, seconds=round(time.time() - t_all, 2))
     return stats
 
 
-def _stage(stats: dict[str, Any], name: str, t0: float, n: int) -> None:
-    dt = time.time() - t0
-    stats["stage_seconds"][name] = round(dt, 2)
-    stats["pages_per_s_by_stage"][name] = round(n / max(dt, 1e-9), 1)
-
-
-def write_corpus(path: str | Path, pages: Iterable[dict[str, Any]]) -> Path:
-    """The corpus file later notebooks pre-train on: jsonl.gz rows ``{url, text, round, score}``."""
-    from .data import write_jsonl
-
-    return write_jsonl(path, [{"url": p["url"], "text": p["text"], "round": int(p["round"]),
-                               "score": round(float(p["score"]), 4)} for p in pages])
+def finalize(state: RoundState, work_dir: str | Path, data_dir: str, corpus_path: str | Path, *, decont_n: int = 10,
+             decont_min: int = 3, executor: str = "local", tasks: int = 1, workers: int = 1,
+             executor_kwargs: dict | None = None) -> dict[str, Any]:
+    """Final selection, decontamination and writing as one datatrove stage, then the shards concatenated into
+    ``corpus_path`` (``{url, text, round, score}`` rows); returns path, pages, tokens and decontamination stats."""
+    work = Path(work_dir)
+    run_stage(final_pipeline(str(work / "pool"), list(state.keep_rules), state.tokens_per_char,
+                             str(work / "decont"), str(data_dir), str(work / "corpus_shards"), decont_n, decont_min),
+              executor=executor, tasks=tasks, workers=workers, logging_dir=str(work / "logs/final"),
+              log_file=str(work / "logs" / "datatrove.log"), **(executor_kwargs or {}))
+    dec = read_decont_stats(work / "decont")
+    path = concat_corpus(work / "corpus_shards", corpus_path)
+    return {"path": path, "pages": sum(p for p, _ in dec["kept_by_round"].values()),
+            "tokens": sum(t for _, t in dec["kept_by_round"].values()), "decont": dec}
 
 
 def config_dict(cfg: CorpusConfig) -> dict[str, Any]:
