@@ -70,6 +70,11 @@ lr = 3e-3
 warmup = 20
 max_len = 192
 backend = "ours"  # one of: "ours", "trl"; "ours": training.train_lm; "trl": TRL SFTTrainer (gpu)
+global_batch_size = 0  # backend "trl": examples per optimizer step over all processes, by gradient accumulation (0: batch_size x processes); paper 256
+lr_scheduler = "cosine"  # one of: "cosine", "constant"; backend "trl" (the paper: constant 5e-5)
+packing = False  # backend "trl": concatenate examples into max_len rows (the paper: 4K)
+num_processes = 1  # backend "trl": more than 1 runs accelerate launch through dsm_utils.launch
+accelerate_config = ""  # empty: in-process; a name under params/<profile>/accelerate/ (cpu, ddp, fsdp, zero2, zero3) or a yaml path
 eval_every = 100  # greedy accuracy on eval_items validation problems during training (0: off)
 eval_items = 200
 n_val = 300  # toy validation items (choices of steps / lr / mix are made on these)
@@ -224,17 +229,17 @@ if backend == "ours":
     history = training.train_lm(model, batches, steps, lr=lr, warmup=warmup, device=dev, log_every=10,
                                 callback=on_step, desc="sft")
 elif backend == "trl":
-    from datasets import Dataset
-    from trl import SFTConfig, SFTTrainer
+    from dsm_utils import launch
 
-    ds = Dataset.from_list([{"prompt": r.prompt, "completion": r.completion} for r in records])
-    cfg = SFTConfig(output_dir=str(run.path("trl")), max_steps=steps, per_device_train_batch_size=batch_size,
-                    learning_rate=lr, warmup_steps=warmup, lr_scheduler_type="cosine", logging_steps=10,
-                    completion_only_loss=True, max_length=max_len, report_to=[], save_strategy="no",
-                    bf16=dev == "cuda", seed=seed)
-    trainer = SFTTrainer(model=model, args=cfg, train_dataset=ds, processing_class=tok)
-    trainer.train()
-    history = [{"step": h["step"], "loss": h["loss"]} for h in trainer.state.log_history if "loss" in h]
+    res = launch.launch(
+        "sft_trl", dict(init_from=init_src, tokenizer_name=tokenizer_name, steps=steps, batch_size=batch_size,
+                        global_batch_size=global_batch_size, lr=lr, warmup=warmup, lr_scheduler=lr_scheduler,
+                        max_len=max_len, packing=packing, seed=seed, threads=threads, logging_steps=max(1, steps // 50)),
+        run.path("trl"), num_processes=num_processes, config=accelerate_config or None, profile=run.dir.parent.name,
+        records=[{"prompt": r.prompt, "completion": r.completion} for r in records], model=model, tokenizer=tok)
+    if res.checkpoint is not None:  # trained in other processes: load what they saved
+        model = models.load_model(res.checkpoint, tok, dtype=dtype).to(dev)
+    history = res.metrics["loss_curve"]
     model.eval()
     on_step(steps, history[-1]["loss"] if history else float("nan"))
 else:

@@ -100,6 +100,8 @@ gain_target = 0.10  # the issue's target: GRPO greedy ≥ SFT + 10 points
 save_variant = "os_rule"  # one of: "os_rule", "ps_rule", "os_orm", "ps_prm"; the seed-0 policy (after iteration 1) becomes runs/<profile>/06_grpo/checkpoint
 backend = "ours"  # one of: "ours", "trl"; "ours": dsm_utils.rl; "trl": TRL GRPOTrainer for outcome supervision (gpu/cluster)
 use_vllm = False  # backend "trl": generate with vLLM (colocate)
+num_processes = 1  # backend "trl": more than 1 runs accelerate launch through dsm_utils.launch
+accelerate_config = ""  # empty: in-process; a name under params/<profile>/accelerate/ (cpu, ddp, fsdp, zero2, zero3) or a yaml path
 
 # %%
 import copy
@@ -382,37 +384,34 @@ run.log(curves=curve_data, histories={r["label"] + f"/{r['seed']}": r["history"]
 
 # %%
 def run_trl(n_steps: int):
-    from datasets import Dataset
-    from trl import GRPOConfig as TRLConfig, GRPOTrainer
+    """Outcome-supervised GRPO with TRL's GRPOTrainer (``dsm_utils.grpo_trl``): the paper's loss (``loss_type="grpo"``,
+    β, k3 KL without TRL's bias correction), G = ``group_size``, the global batch G × ``questions_per_step`` split
+    over ``num_processes``, optional vLLM generation."""
+    from dsm_utils import grpo_trl, launch
 
-    from dsm_utils import grading
+    rows_ = grpo_trl.question_rows(data, n_questions, seed, data_dir, pool=pool if data == "toy" else None)
+    curve_probs = rl.split_problems("test", n_curve)
 
-    if data == "real":
-        from dsm_utils import benchmarks
+    def eval_fn(model) -> dict:
+        return {"acc": rl.toy_eval(model, tok, curve_probs, max_new_tokens=eval_max_new_tokens)["acc"]}
 
-        items = benchmarks.load_benchmark("gsm8k", split="train", limit=n_questions, data_dir=data_dir or None)
-        rows_ = [{"prompt": P.chat_prompt(it.question), "answer": it.answer} for it in items]
-    else:
-        rows_ = [{"prompt": P.chat_prompt(p.question), "answer": p.answer} for p in pool]
-
-    def correctness(prompts, completions, answer, **kw):
-        return [1.0 if grading.grade(c, a) else 0.0 for c, a in zip(completions, answer)]
-
-    cfg = TRLConfig(output_dir=str(run.path("trl")), loss_type="grpo", beta=beta, use_bias_correction_kl=False,
-                    epsilon=0.2, num_generations=group_size, scale_rewards="group",
-                    per_device_train_batch_size=group_size * questions_per_step, max_completion_length=max_new_tokens,
-                    temperature=temperature, learning_rate=lr, max_steps=n_steps, num_iterations=mu, logging_steps=1,
-                    use_vllm=use_vllm, vllm_mode="colocate", report_to=[], save_strategy="no", seed=seed,
-                    bf16=dev == "cuda")
     pol = copy.deepcopy(sft_model)
     for p_ in pol.parameters():
         p_.requires_grad_(True)
-    trainer = GRPOTrainer(model=pol, reward_funcs=correctness, args=cfg, train_dataset=Dataset.from_list(rows_),
-                          processing_class=tok)
-    trainer.train()
-    log = [{"step": h["step"], "reward_mean": h["reward"], "kl": h.get("kl")} for h in trainer.state.log_history
-           if "reward" in h]
-    return pol.eval(), log
+    res = launch.launch(
+        "grpo_trl", dict(init_from=str(ckpt), steps=n_steps, group_size=group_size,
+                         questions_per_step=questions_per_step, lr=lr, beta=beta, mu=mu, max_new_tokens=max_new_tokens,
+                         temperature=temperature, use_vllm=use_vllm, eval_every=eval_every if data == "toy" else 0,
+                         seed=seed, threads=threads),
+        run.path("trl"), num_processes=num_processes, config=accelerate_config or None, profile=run.dir.parent.name,
+        records=rows_, model=pol, tokenizer=tok, eval_fn=eval_fn if data == "toy" and num_processes == 1 else None)
+    if res.checkpoint is not None:
+        pol = models.load_model(res.checkpoint, tok).to(dev)
+    pol.eval()
+    log = res.metrics["log"]
+    if data == "toy" and (not log or "acc" not in log[-1]):
+        log.append({"step": n_steps, **eval_fn(pol)})
+    return pol, log
 
 
 if backend == "trl":

@@ -115,3 +115,21 @@ def test_executed_notebook_reads_cleanly(smoke: Path, name: str):
                     problems.append(f"cell {i} ({head!r}): shows a path of this machine ({p})")
                     break
     assert not problems, f"{name}:\n  " + "\n  ".join(problems)
+
+
+def test_trl_branches_of_05_and_06_run_in_process(tmp_path):
+    """05 with TRL's SFTTrainer (gradient accumulation to a global batch) and 06 with TRL's GRPOTrainer, both through
+    dsm_utils.launch in the notebook's own process, on the smoke settings."""
+    runs = tmp_path / "runs"
+    sets = ["05_sft.backend=trl", "05_sft.batch_size=4", "05_sft.global_batch_size=8", "05_sft.lr_scheduler=constant",
+            "06_grpo.backend=trl"]
+    r = subprocess.run([sys.executable, "-m", "dsm_utils.run", "--profile", "smoke", "--only", "05,06", "--runs-dir",
+                        str(runs)] + [a for s in sets for a in ("--set", s)],
+                       cwd=REPO, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=900)
+    assert r.returncode == 0, r.stderr[-4000:]
+    m05 = json.loads((runs / "smoke" / "05_sft" / "metrics.json").read_text())
+    m06 = json.loads((runs / "smoke" / "06_grpo" / "metrics.json").read_text())
+    assert len(m05["loss_curve"]) == 4 and all(_num(h["loss"]) for h in m05["loss_curve"])
+    assert m05["loss_curve"][-1]["loss"] < m05["loss_curve"][0]["loss"]
+    assert [h["step"] for h in m06["trl_history"]] == [1, 2] and all(_acc(h["reward_mean"]) for h in m06["trl_history"])
+    assert (runs / "smoke" / "06_grpo" / "checkpoint" / "config.json").exists()
