@@ -175,7 +175,7 @@ def generate(n: int, seed: int = 0, difficulty: Difficulty = EASY, prefix: str =
 
 
 def chat_prompt(question: str, instruction: str = INSTRUCTION) -> str:
-    """The paper's zero-shot chat form: ``User: {question}\\n{instruction}\\n\\nAssistant:``."""
+    """DeepSeek-Math's zero-shot chat form (its evaluation code): ``User: {question}\\n{instruction}\\n\\nAssistant:``."""
     q = f"{question}\n{instruction}" if instruction else question
     return f"User: {q}\n\nAssistant:"
 
