@@ -614,7 +614,7 @@ def source_texts(name: str, math_corpus_run: str | os.PathLike, data_dir: str | 
         if not pool_dir.exists():
             raise FileNotFoundError(f"{pool_dir} not found: rerun notebook 01_math_corpus (it writes the pool)")
         wet = [r["text"] for r in corpus.load_text_records(corpus._glob("web/cc_wet_text/*.jsonl.gz", root))]
-        rejected = [p["text"] for p in corpus.load_pages(pool_dir) if p["url"] not in kept]
+        rejected = [p["text"] for p in corpus.iter_pages(pool_dir) if p["url"] not in kept]
         # interleave so a character cap keeps both kinds in their proportion
         texts = _interleave(wet, rejected)
     elif name == "seed_only":
@@ -700,6 +700,38 @@ def prepare_eval(kind: str, split: str, n: int, cache_dir: str | os.PathLike, da
     if not path.exists():
         write_pairs(path, pairs)
     return str(path)
+
+
+def prepare_sources(budgets: dict[str, int], tokenizer, seq_len: int, max_tokens: int, cache_dir: str | os.PathLike,
+                    math_corpus_run: str | os.PathLike, data_dir: str | None = None):
+    """:func:`prepare_source` for each source of ``budgets`` (name → tokens an arm trains on it): the blocks files
+    by name and a table of each source's size, with the epochs the budget takes (> 1: the source repeats)."""
+    import pandas as pd
+
+    files, sizes = {}, []
+    for name, need in budgets.items():
+        files[name], info = prepare_source(name, tokenizer, seq_len, max_tokens, cache_dir, math_corpus_run, data_dir)
+        sizes.append({"source": name, "documents": info["source_documents"], "characters": info["source_chars"],
+                      "tokens packed": info["tokens"], "blocks": info["blocks"],
+                      "epochs at budget": round(need / (info["blocks"] * seq_len), 2)})
+    return files, pd.DataFrame(sizes)
+
+
+def prepare_evals(n_math: int, n_code: int, cache_dir: str | os.PathLike, data_dir: str | None = None) -> dict[str, str]:
+    """The four evaluation sets every arm is scored on: ``math_test``, ``math_validation``, ``code_test``,
+    ``code_validation`` (validation for choosing settings, test for reported numbers)."""
+    return {f"{k}_{s}": prepare_eval(k, s, n_math if k == "math" else n_code, cache_dir, data_dir)
+            for k in ("math", "code") for s in ("test", "validation")}
+
+
+def base_job(seed: int, common: dict[str, Any], cache_dir: str | os.PathLike, *, base_model: str = "",
+             model: str = "", general_data: str = "", base_tokens: int = 0) -> Job:
+    """The start every arm continues from: ``base_model`` evaluated as it is (``tokens=0``), or ``model`` trained
+    from scratch on ``base_tokens`` of the general text ``general_data`` (seed ``seed``)."""
+    if base_model:
+        return job(f"base-eval-s{seed}", dict(common, model=base_model, data={}, tokens=0, seed=seed), cache_dir)
+    return job(f"base-s{seed}", dict(common, model=model, data={general_data: 1.0}, tokens=base_tokens, seed=seed,
+                                     data_seed=1000 * seed), cache_dir)
 
 
 def job(name: str, params: dict[str, Any], cache_dir: str | os.PathLike, after: Sequence[Job] = ()) -> Job:

@@ -119,16 +119,9 @@ run.savefig(fig, "schedule.png");
 
 # %%
 SOURCES = ["random_cc", "seed_only", "dsm_corpus"]
-DATA, sizes = {}, []
-for name in SOURCES:
-    DATA[name], info = pretrain.prepare_source(name, tok, seq_len, source_max_tokens, CACHE, CORPUS_RUN, DD)
-    need = math_tokens + (base_tokens if name == "random_cc" else 0)
-    sizes.append({"source": name, "documents": info["source_documents"], "characters": info["source_chars"],
-                  "tokens packed": info["tokens"], "blocks": info["blocks"],
-                  "epochs at budget": round(need / (info["blocks"] * seq_len), 2)})
-EVAL = {f"{k}_{s}": pretrain.prepare_eval(k, s, n_eval_math if k == "math" else n_eval_code, CACHE, DD)
-        for k in ("math", "code") for s in ("test", "validation")}
-sizes_df = pd.DataFrame(sizes)
+budgets = {name: math_tokens + (base_tokens if name == "random_cc" else 0) for name in SOURCES}
+DATA, sizes_df = pretrain.prepare_sources(budgets, tok, seq_len, source_max_tokens, CACHE, CORPUS_RUN, DD)
+EVAL = pretrain.prepare_evals(n_eval_math, n_eval_code, CACHE, DD)
 sizes_df
 
 # %% [markdown]
@@ -162,7 +155,7 @@ for s in seeds:
         arm_jobs[arm].append(j.name)
 results = pretrain.run_jobs(jobs, processes=processes, launch_cmd=launch_cmd)
 arms = pretrain.collect_arms(results, arm_jobs, ARMS)
-run.log(arms=arms, sources=sizes, tokens_per_s=[r.get("tokens_per_s") for r in results.values()]);
+run.log(arms=arms, sources=sizes_df.to_dict(orient="records"), tokens_per_s=[r.get("tokens_per_s") for r in results.values()]);
 
 # %% [markdown]
 # ## Choosing the learning rate on the validation split

@@ -102,16 +102,10 @@ Code(inspect.getsource(pretrain.mixture_order), language="python")
 
 # %%
 SOURCES = ["random_cc", "code", "dsm_corpus"]
-need = {"random_cc": base_tokens + general_tokens, "code": general_tokens, "dsm_corpus": math_tokens}
-DATA, sizes = {}, []
-for name in SOURCES:
-    DATA[name], info = pretrain.prepare_source(name, tok, seq_len, source_max_tokens, CACHE, CORPUS_RUN, DD)
-    sizes.append({"source": name, "documents": info["source_documents"], "characters": info["source_chars"],
-                  "tokens packed": info["tokens"], "blocks": info["blocks"],
-                  "epochs at budget": round(need[name] / (info["blocks"] * seq_len), 2)})
-EVAL = {f"{k}_{s}": pretrain.prepare_eval(k, s, n_eval_math if k == "math" else n_eval_code, CACHE, DD)
-        for k in ("math", "code") for s in ("test", "validation")}
-pd.DataFrame(sizes)
+budgets = {"random_cc": base_tokens + general_tokens, "code": general_tokens, "dsm_corpus": math_tokens}
+DATA, sizes_df = pretrain.prepare_sources(budgets, tok, seq_len, source_max_tokens, CACHE, CORPUS_RUN, DD)
+EVAL = pretrain.prepare_evals(n_eval_math, n_eval_code, CACHE, DD)
+sizes_df
 
 # %% [markdown]
 # ## Training every arm × seed (runs shared with 02 are read back)
@@ -137,11 +131,8 @@ def stage(name: str, s: int, start, data: dict, tokens: int, data_seed: int, eva
 
 
 for s in seeds:
-    if base_model:
-        base = pretrain.job(f"base-eval-s{s}", dict(common, model=base_model, data={}, tokens=0, seed=s), CACHE)
-    else:
-        base = pretrain.job(f"base-s{s}", dict(common, model=model, data={DATA["random_cc"]: 1.0},
-                                               tokens=base_tokens, seed=s, data_seed=1000 * s), CACHE)
+    base = pretrain.base_job(s, common, CACHE, base_model=base_model, model=model, general_data=DATA["random_cc"],
+                             base_tokens=base_tokens)
     jobs.append(base)
     general = stage("general", s, base, {DATA["random_cc"]: 1.0}, general_tokens, 1000 * s + 2, evaluate=False)
     code = stage("code", s, base, {DATA["code"]: 1.0}, general_tokens, 1000 * s + 3)
@@ -156,7 +147,7 @@ for s in seeds:
         arm_jobs[a].append(j.name)
 results = pretrain.run_jobs(jobs, processes=processes, launch_cmd=launch_cmd)
 arms = pretrain.collect_arms(results, arm_jobs, ARMS)
-run.log(arms=arms, sources=sizes, tokens_per_s=[r.get("tokens_per_s") for r in results.values()]);
+run.log(arms=arms, sources=sizes_df.to_dict(orient="records"), tokens_per_s=[r.get("tokens_per_s") for r in results.values()]);
 
 # %% [markdown]
 # ## Tables 6–7: ours beside the paper's

@@ -84,16 +84,10 @@ DD = data_dir or None
 
 # %%
 SOURCES = ["random_cc", "arxiv", "dsm_corpus"]
-need = {"random_cc": base_tokens, "arxiv": math_tokens, "dsm_corpus": math_tokens}
-DATA, sizes = {}, []
-for name in SOURCES:
-    DATA[name], info = pretrain.prepare_source(name, tok, seq_len, source_max_tokens, CACHE, CORPUS_RUN, DD)
-    sizes.append({"source": name, "documents": info["source_documents"], "characters": info["source_chars"],
-                  "tokens packed": info["tokens"], "blocks": info["blocks"],
-                  "epochs at budget": round(need[name] / (info["blocks"] * seq_len), 2)})
-EVAL = {f"{k}_{s}": pretrain.prepare_eval(k, s, n_eval_math if k == "math" else n_eval_code, CACHE, DD)
-        for k in ("math", "code") for s in ("test", "validation")}
-pd.DataFrame(sizes)
+budgets = {"random_cc": base_tokens, "arxiv": math_tokens, "dsm_corpus": math_tokens}
+DATA, sizes_df = pretrain.prepare_sources(budgets, tok, seq_len, source_max_tokens, CACHE, CORPUS_RUN, DD)
+EVAL = pretrain.prepare_evals(n_eval_math, n_eval_code, CACHE, DD)
+sizes_df
 
 # %% [markdown]
 # ## Training (the base and DSM-corpus runs are 02's, read back when the settings are the same)
@@ -108,11 +102,8 @@ common = dict(tokenizer=TOK, seq_len=seq_len, batch_size=batch_size, grad_accum=
 ARMS = {"no_math": "no math (base)", "arxiv_only": "LaTeX only (arXiv stand-in)", "dsm_corpus": "DSM corpus"}
 jobs, arm_jobs = [], {a: [] for a in ARMS}
 for s in seeds:
-    if base_model:
-        base = pretrain.job(f"base-eval-s{s}", dict(common, model=base_model, data={}, tokens=0, seed=s), CACHE)
-    else:
-        base = pretrain.job(f"base-s{s}", dict(common, model=model, data={DATA["random_cc"]: 1.0},
-                                               tokens=base_tokens, seed=s, data_seed=1000 * s), CACHE)
+    base = pretrain.base_job(s, common, CACHE, base_model=base_model, model=model, general_data=DATA["random_cc"],
+                             base_tokens=base_tokens)
     jobs.append(base)
     arm_jobs["no_math"].append(base.name)
     for arm, src in (("arxiv_only", "arxiv"), ("dsm_corpus", "dsm_corpus")):
@@ -122,7 +113,7 @@ for s in seeds:
         arm_jobs[arm].append(j.name)
 results = pretrain.run_jobs(jobs, processes=processes, launch_cmd=launch_cmd)
 arms = pretrain.collect_arms(results, arm_jobs, ARMS)
-run.log(arms=arms, sources=sizes, reused_from_02=[n for n in results if not n.startswith("arxiv")]);
+run.log(arms=arms, sources=sizes_df.to_dict(orient="records"), reused_from_02=[n for n in results if not n.startswith("arxiv")]);
 
 # %% [markdown]
 # ## Tables 8–9: ours beside the paper's
