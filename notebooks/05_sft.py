@@ -102,7 +102,7 @@ from dsm_utils.generation import HFGenerator, SamplingConfig
 from dsm_utils.tokenizer import default_tokenizer, load_tokenizer
 
 run = tracking.start_run(run_dir, tracking.notebook_params(globals()), notebook="05_sft",
-                         keep=["train_state"] if backend == "ours" else [])  # a killed run's state, to resume
+                         keep=["train_state*"] if backend == "ours" else [])  # a killed run's state, to resume
 training.seed_everything(seed)
 n_threads = training.set_threads(threads)
 dev = training.pick_device(device)
