@@ -9,7 +9,7 @@ import json
 import os
 import random
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
 
@@ -189,16 +189,99 @@ def count_tokens(tokenizer, texts: Iterable[str]) -> int:
     return sum(len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts)
 
 
+# ------------------------------------------------------------------------------------------ resuming
+
+def params_key(params: dict, exclude: Sequence[str] = ("run_dir",)) -> str:
+    """A short hash of a run's parameters (``exclude``d keys left out): a training state is resumed only by
+    a run with the same key."""
+    import hashlib
+
+    kept = {k: v for k, v in params.items() if k not in exclude}
+    return hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+@dataclass
+class Checkpointing:
+    """Where and how often :func:`train_lm` saves its training state, and what else to keep with it.
+
+    ``dir``: the state folder (model, optimizer, step, loss log, running loss, RNG state; saved atomically
+    with :func:`save_checkpoint`). ``every``: steps between saves (0: never save; a stale state is removed).
+    ``key``: :func:`params_key` of the run; a state with another key belongs to other settings and is deleted,
+    never resumed. ``lists``: the caller's lists (e.g. an evaluation curve its callback appends to), saved
+    with the state and refilled in place on resume. After a resume ``resumed_from`` is the step it started at.
+    The folder is removed when training completes.
+    """
+
+    dir: Path | str
+    every: int
+    key: str
+    lists: dict[str, list] = field(default_factory=dict)
+    resumed_from: int = 0
+
+    def __post_init__(self) -> None:
+        self.dir = repo_path(self.dir)
+
+    def save(self, model, optimizer, step: int, history: list[dict], running: float | None) -> Path:
+        state = {"key": self.key, "step": step, "history": history, "running": running,
+                 "lists": {k: list(v) for k, v in self.lists.items()}}
+        return save_checkpoint(self.dir, model, optimizer=optimizer, state=state)
+
+    def resume(self, model, optimizer) -> dict | None:
+        """Load a matching state into ``model`` and ``optimizer`` (and the RNGs, and ``lists``); ``None`` if
+        there is none, checkpointing is off or it belongs to other parameters (then it is deleted)."""
+        d, old = Path(self.dir), Path(self.dir).with_name(Path(self.dir).name + ".old")
+        if old.exists() and not d.exists():
+            os.replace(old, d)  # killed between the two renames of save_checkpoint: the older state is whole
+        f = d / "train_state.json"
+        if not self.every or not f.exists() or json.loads(f.read_text()).get("key") != self.key:
+            self.clear()
+            return None
+        _load_weights(model, d)
+        state = load_train_state(d, optimizer=optimizer, restore_rng=True)
+        for k, v in self.lists.items():
+            v[:] = state["lists"].get(k, [])
+        self.resumed_from = int(state["step"])
+        return state
+
+    def clear(self) -> None:
+        d = Path(self.dir)
+        for p in (d, d.with_name(d.name + ".partial"), d.with_name(d.name + ".old")):
+            if p.exists():
+                shutil.rmtree(p)
+
+
+def _load_weights(model, folder: Path) -> None:
+    """Load ``save_pretrained`` safetensors (single file or shards) into ``model`` in place."""
+    from safetensors.torch import load_file
+
+    index = folder / "model.safetensors.index.json"
+    files = sorted(set(json.loads(index.read_text())["weight_map"].values())) if index.exists() \
+        else ["model.safetensors"]
+    sd: dict = {}
+    for name in files:
+        sd.update(load_file(str(folder / name)))
+    missing, unexpected = model.load_state_dict(sd, strict=False)
+    own = model.state_dict()
+    loaded_ptrs = {own[k].data_ptr() for k in sd if k in own}
+    untied = [k for k in missing if own[k].data_ptr() not in loaded_ptrs]  # tied weights are saved once
+    if unexpected or untied:
+        raise ValueError(f"training state {folder}: weights do not fit the model "
+                         f"(missing {untied[:3]}, unexpected {list(unexpected)[:3]})")
+
+
 # ------------------------------------------------------------------------------------------ the loop
 
 def train_lm(model, batches: Iterator[dict], steps: int, lr: float = 1e-3, weight_decay: float = 0.0,
              warmup: int = 0, min_lr_ratio: float = 0.1, grad_clip: float = 1.0, device: str = "cpu",
              log_every: int = 10, callback: Callable[[int, float], None] | None = None,
-             optimizer=None, start_step: int = 0, progress: bool = True, desc: str = "train") -> list[dict]:
+             optimizer=None, start_step: int = 0, progress: bool = True, desc: str = "train",
+             checkpointing: Checkpointing | None = None) -> list[dict]:
     """Plain AdamW loop with warmup + cosine decay; returns ``[{"step", "loss", "lr"}, ...]`` every ``log_every``.
 
-    ``callback(step, loss)`` runs after each step (evaluation, checkpointing). The loss is the model's mean
-    token cross-entropy over non-masked labels.
+    ``callback(step, loss)`` runs after each step (evaluation). The loss is the model's mean token cross-entropy
+    over non-masked labels. ``checkpointing``: save the training state every ``checkpointing.every`` steps and,
+    when a state of the same run is there, resume from it (see :class:`Checkpointing`); ``batches`` must then be
+    the same deterministic iterator as in the killed run (its first ``step`` batches are skipped).
     """
     import math
 
@@ -216,6 +299,12 @@ def train_lm(model, batches: Iterator[dict], steps: int, lr: float = 1e-3, weigh
 
     history: list[dict] = []
     running = None
+    if checkpointing is not None:
+        resumed = checkpointing.resume(model, opt)
+        if resumed is not None:
+            start_step, history, running = resumed["step"], resumed["history"], resumed["running"]
+            for _ in range(start_step):  # the batches the killed run had consumed
+                next(batches)
     bar = tqdm(range(start_step, steps), desc=desc, disable=not progress, mininterval=2)
     for step in bar:
         batch = next(batches)
@@ -234,5 +323,10 @@ def train_lm(model, batches: Iterator[dict], steps: int, lr: float = 1e-3, weigh
             bar.set_postfix(loss=f"{running:.3f}")
         if callback is not None:
             callback(step + 1, loss)
+        if checkpointing is not None and checkpointing.every and (step + 1) % checkpointing.every == 0 \
+                and step + 1 < steps:  # after the callback, so its lists hold this step's entries
+            checkpointing.save(model, opt, step + 1, history, running)
+    if checkpointing is not None:
+        checkpointing.clear()  # done: the caller saves the final model; a rerun starts afresh
     model.eval()
     return history

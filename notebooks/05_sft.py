@@ -70,6 +70,7 @@ lr = 3e-3
 warmup = 20
 max_len = 192
 backend = "ours"  # one of: "ours", "trl"; "ours": training.train_lm; "trl": TRL SFTTrainer (gpu)
+checkpoint_every = 100  # our backend: save the training state every N steps (0: off); a rerun after a kill resumes from it
 global_batch_size = 0  # backend "trl": examples per optimizer step over all processes, by gradient accumulation (0: batch_size x processes); paper 256
 lr_scheduler = "cosine"  # one of: "cosine", "constant"; backend "trl" (the paper: constant 5e-5)
 packing = False  # backend "trl": concatenate examples into max_len rows (the paper: 4K)
@@ -100,7 +101,8 @@ from dsm_utils import benchmarks, evaluation, models, problems, repo_path, rl, s
 from dsm_utils.generation import HFGenerator, SamplingConfig
 from dsm_utils.tokenizer import default_tokenizer, load_tokenizer
 
-run = tracking.start_run(run_dir, tracking.notebook_params(globals()), notebook="05_sft")
+run = tracking.start_run(run_dir, tracking.notebook_params(globals()), notebook="05_sft",
+                         keep=["train_state*"] if backend == "ours" else [])  # a killed run's state, to resume
 training.seed_everything(seed)
 n_threads = training.set_threads(threads)
 dev = training.pick_device(device)
@@ -226,8 +228,14 @@ def on_step(step: int, loss: float) -> None:
 t0 = time.time()
 if backend == "ours":
     batches = sft.record_batches(tok, records, batch_size, max_len, seed=seed)
+    # resumes from a killed run's state when one with the same parameters is there (curve saved with it)
+    ckpting = training.Checkpointing(run.path("train_state"), checkpoint_every,
+                                     training.params_key(run.params, exclude=("run_dir", "checkpoint_every")),
+                                     lists={"curve": curve})
     history = training.train_lm(model, batches, steps, lr=lr, warmup=warmup, device=dev, log_every=10,
-                                callback=on_step, desc="sft")
+                                callback=on_step, desc="sft", checkpointing=ckpting)
+    if ckpting.resumed_from:
+        print(f"resumed from step {ckpting.resumed_from} of {steps}")
 elif backend == "trl":
     from dsm_utils import launch
 
@@ -258,6 +266,7 @@ fig.tight_layout()
 run.savefig(fig, "sft_curves.png")
 plt.show()
 run.log(steps=steps, train_seconds=round(train_s, 1), model=summary, init_from=init_src,
+        resumed_from_step=ckpting.resumed_from if backend == "ours" else 0,
         n_examples=len(records), format_counts=fmt_counts.to_dict(), loss_curve=history, accuracy_curve=curve);
 
 # %% [markdown]
