@@ -105,8 +105,8 @@ ft = corpus.FastTextParams(dim=ft_dim, lr=ft_lr, word_ngrams=ft_word_ngrams, min
                            epoch=ft_epoch, bucket=ft_bucket, thread=ft_thread, max_chars=ft_max_chars,
                            min_words=ft_min_words)
 stage_s: dict = {}
-print(f"data: {DATA} · run folder: {run.dir} · executor: {executor} ({tasks} tasks) · "
-      f"datatrove log: {WORK / 'logs' / 'datatrove.log'}")
+print(f"data: {tracking.show_path(DATA)} · run folder: {tracking.show_path(run.dir)} · executor: {executor} "
+      f"({tasks} tasks) · datatrove log: {tracking.show_path(WORK / 'logs' / 'datatrove.log')}")
 
 # %% [markdown]
 # ## 1–2 · Read WARC, extract text keeping the math, filter, deduplicate: the pool
@@ -167,6 +167,7 @@ seed_pages = (corpus.load_hub_texts(seed_hub_id, seed_limit) if seed_hub_id
 negatives = corpus.load_text_records(corpus._glob(negatives_glob, DATA))
 labels_file = corpus.resolve(labels_path, DATA) if labels_path else ""
 tok_name, count_tokens = corpus.token_counter()
+tok_name = tracking.show_path(tok_name) if "/" in tok_name else tok_name  # a local tokenizer folder
 t0 = time.time()
 tpc = corpus.tokens_per_char(pool.sample, count_tokens)
 stage_s["tokens"] = (time.time() - t0, len(pool.sample))

@@ -254,7 +254,7 @@ def test_small_pool_built_from_debian_reads_through_the_corpus_pipeline(data_roo
     ex = tmp_path / "extracted"
     corpus.run_stage(corpus.extraction_pipeline(str(out), str(ex)), "local", tasks=1, workers=1,
                      logging_dir=str(tmp_path / "logs"))
-    pages = corpus.load_pages(ex)
+    pages = list(corpus.iter_pages(ex))
     assert {p["url"] for p in pages} <= {r["url"] for r in labels} and len(pages) >= 40
     mp = next(p for p in pages if p["url"].endswith("mpmath.org/doc/1.2.1/functions/gamma.html"))
     assert "gamma" in mp["text"].lower() and mp["domain"] == "mpmath.org"
