@@ -105,7 +105,7 @@ ft = corpus.FastTextParams(dim=ft_dim, lr=ft_lr, word_ngrams=ft_word_ngrams, min
                            epoch=ft_epoch, bucket=ft_bucket, thread=ft_thread, max_chars=ft_max_chars,
                            min_words=ft_min_words)
 stage_s: dict = {}
-print(f"data: {tracking.show_path(DATA)} · run folder: {tracking.show_path(run.dir)} · executor: {executor} "
+print(f"data: {data_dir or '$DSM_DATA_DIR'} · run folder: {tracking.show_path(run.dir)} · executor: {executor} "
       f"({tasks} tasks) · datatrove log: {tracking.show_path(WORK / 'logs' / 'datatrove.log')}")
 
 # %% [markdown]
